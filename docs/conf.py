@@ -1,0 +1,225 @@
+"""Sphinx configuration of the sklearn-protonet documentation.
+
+Build with ``make -C docs html`` (warnings are errors). The gallery examples
+under ``examples/`` are executed; ``make -C docs html-noplot`` skips them.
+The Omniglot example reads the data home from ``SKLEARN_PROTONET_DATA``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before anything imports pyplot
+
+import sklearn_protonet  # noqa: E402
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+GENERATED = DOCS / "_generated"
+
+# -- Project information -----------------------------------------------------
+
+project = "sklearn-protonet"
+author = "sklearn-protonet developers"
+copyright = "sklearn-protonet developers"
+version = sklearn_protonet.__version__
+release = version
+
+# -- General configuration ---------------------------------------------------
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+# Cross-links to Python, NumPy, scikit-learn, PyTorch and skorch need their
+# inventories from the internet; opt in where the build machine has it.
+if os.environ.get("SKLEARN_PROTONET_DOCS_INTERSPHINX"):
+    extensions.append("sphinx.ext.intersphinx")
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3", None),
+        "numpy": ("https://numpy.org/doc/stable", None),
+        "sklearn": ("https://scikit-learn.org/stable", None),
+        "torch": ("https://docs.pytorch.org/docs/stable", None),
+        "skorch": ("https://skorch.readthedocs.io/en/stable", None),
+    }
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "_generated", "Thumbs.db", ".DS_Store"]
+root_doc = "index"
+default_role = "literal"
+
+# -- API reference: autodoc, autosummary, numpydoc ---------------------------
+
+autosummary_generate = True
+autodoc_default_options = {"members": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "none"  # the numpydoc sections already give the types
+# The class template documents the methods itself; numpydoc's own member
+# tables would list every inherited skorch / torch method.
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+
+# -- Gallery -----------------------------------------------------------------
+
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "subsection_order": [
+        "../examples/basics",
+        "../examples/meta_training",
+        "../examples/applications",
+    ],
+    "within_subsection_order": "FileNameSortKey",
+    # Every example is executed at build time, and a failure stops the build.
+    "filename_pattern": r"/plot_",
+    "abort_on_example_error": True,
+    "image_scrapers": ("matplotlib",),
+    "reset_modules": ("matplotlib",),
+    "doc_module": ("sklearn_protonet",),
+    "backreferences_dir": "gen_modules/backreferences",
+    "reference_url": {"sklearn_protonet": None},
+    "show_memory": False,
+    "min_reported_time": 0,
+    "remove_config_comments": True,
+}
+
+# Keep the rendered example output free of a harmless backend notice.
+warnings.filterwarnings(
+    "ignore",
+    category=UserWarning,
+    message="FigureCanvasAgg is non-interactive, and thus cannot be shown",
+)
+
+# -- HTML output -------------------------------------------------------------
+
+html_theme = "pydata_sphinx_theme"
+html_title = f"sklearn-protonet {version}"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
+html_theme_options = {
+    "navbar_align": "left",
+    "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc", "sourcelink"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version", "theme-version"],
+}
+html_sidebars = {"index": [], "install": [], "reproduce": []}
+html_show_sourcelink = True
+
+
+# -- Pages generated from the package and the benchmark results --------------
+
+
+def _rst_cell(text: str) -> str:
+    """Markdown inline code becomes reStructuredText literal text."""
+    return re.sub(r"`([^`]+)`", r"``\1``", text.strip())
+
+
+def _markdown_table_to_rst(markdown: str) -> str:
+    """A GitHub-flavoured Markdown table as an rst ``list-table``."""
+    rows = []
+    for line in markdown.splitlines():
+        line = line.strip()
+        if not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if all(set(c) <= set("-: ") for c in cells):
+            continue  # the header separator
+        rows.append(cells)
+    if not rows:
+        return ""
+    out = [".. list-table::", "   :header-rows: 1", "   :class: omniglot-results", ""]
+    for row in rows:
+        out.append(f"   * - {_rst_cell(row[0])}")
+        out.extend(f"     - {_rst_cell(cell)}" for cell in row[1:])
+    return "\n".join(out) + "\n"
+
+
+def _omniglot_results() -> str:
+    """The CPU reproduction's table and facts, or a note when not yet run."""
+    results = ROOT / "benchmarks" / "results"
+    md, record = results / "omniglot-cpu.md", results / "omniglot-cpu.json"
+    if not md.is_file():
+        return (
+            ".. note::\n\n   ``benchmarks/results/omniglot-cpu.md`` was not found "
+            "when this page was built: run the benchmark (see above) to "
+            "produce it.\n"
+        )
+    text = _markdown_table_to_rst(md.read_text(encoding="utf-8"))
+    if record.is_file():
+        facts = json.loads(record.read_text(encoding="utf-8"))
+        machine = facts.get("machine", {})
+        versions = facts.get("versions", {})
+        lines = [
+            f"- Episodes trained: {facts['episodes_trained']:,}",
+            f"- Training time: {facts['train_seconds'] / 60:.1f} min; "
+            f"evaluation: {facts['eval_seconds']:.0f} s",
+            f"- Machine: {machine.get('processor', '?')}, "
+            f"{machine.get('torch_threads', '?')} torch threads, device "
+            f"``{machine.get('device', '?')}``",
+            "- Versions: " + ", ".join(f"{name} {v}" for name, v in versions.items()),
+            f"- Seed: ``random_state={facts.get('random_state')}``",
+        ]
+        text += "\n" + "\n".join(lines) + "\n"
+    return text
+
+
+def _profiles_table() -> str:
+    from sklearn_protonet.reproduce import PROFILES
+
+    fields = [
+        ("n_episodes", "training episodes"),
+        ("n_way", "classes per episode"),
+        ("n_support", "support / class"),
+        ("n_query", "queries / class"),
+        ("halve_every", "lr halved every"),
+        ("max_minutes", "time limit (min)"),
+        ("n_test_episodes", "test episodes / cell"),
+    ]
+    out = [".. list-table::", "   :header-rows: 1", ""]
+    out.append("   * - profile")
+    out.extend(f"     - {label}" for _, label in fields)
+    for name, profile in PROFILES.items():
+        out.append(f"   * - ``{name}``")
+        for field, _ in fields:
+            value = getattr(profile, field)
+            shown = "none" if value is None else f"{value:,}"
+            out.append(f"     - {shown}")
+    return "\n".join(out) + "\n"
+
+
+def _cli_help() -> str:
+    from sklearn_protonet.__main__ import build_parser
+
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "80"
+    try:
+        return build_parser().format_help()
+    finally:
+        if previous is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = previous
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    # Rewriting an unchanged file would make Sphinx re-read every page.
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
+GENERATED.mkdir(exist_ok=True)
+_write_if_changed(GENERATED / "omniglot_results.rst", _omniglot_results())
+_write_if_changed(GENERATED / "profiles.rst", _profiles_table())
+_write_if_changed(GENERATED / "cli_help.txt", _cli_help())

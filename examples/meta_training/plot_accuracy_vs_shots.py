@@ -1,0 +1,118 @@
+"""
+===================================================
+Few-shot accuracy against the number of shots
+===================================================
+
+How much does a meta-trained embedding help, and how does it depend on the
+number of labelled examples per class (the *shots*)? We score 5-way episodes
+of digits the encoder never saw, with the few-shot evaluation protocol:
+:class:`~sklearn_protonet.model_selection.EpisodicSplit` draws the episodes
+and :func:`~sklearn_protonet.model_selection.episodic_score` averages the
+accuracy with a 95% confidence interval.
+
+The baseline is scikit-learn's :class:`~sklearn.neighbors.NearestCentroid` on
+raw pixels: the same nearest-mean rule without an encoder.
+"""
+
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from sklearn.neighbors import NearestCentroid
+from torch import nn
+
+from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
+from sklearn_protonet.datasets import load_rotated_digits
+from sklearn_protonet.model_selection import EpisodicSplit, episodic_score
+from sklearn_protonet.modules import Conv4, RandomShift
+
+torch.set_num_threads(2)
+
+# %%
+# Meta-train on the base digits
+# -----------------------------
+#
+# The same set-up as ``python -m sklearn_protonet``: digits 0-4 (upright and
+# turned by 90 degrees) are the base classes, digits 5-9 the novel ones.
+
+X, y = load_rotated_digits(rotations=(0, 90), return_X_y=True)
+digit = np.array([int(label[0]) for label in y])
+X_base, y_base = X[digit < 5], y[digit < 5]
+X_novel, y_novel = X[digit >= 5], y[digit >= 5]
+
+shape = (1, 8, 8)
+trainer = EpisodicTrainer(
+    nn.Sequential(RandomShift(shape, max_shift=1), Conv4(shape, n_blocks=2)),
+    n_way=10,
+    n_support=5,
+    n_query=10,
+    episodes_per_epoch=100,
+    max_epochs=5,
+    train_split=None,
+    verbose=0,
+    random_state=0,
+)
+trainer.fit(X_base, y_base)
+
+# %%
+# Score episodes of the novel classes
+# -----------------------------------
+#
+# Each split of ``EpisodicSplit`` is one episode: 5 novel classes, ``n_shot``
+# support examples and 15 queries of each. The classifier is refitted on each
+# episode's support set; the fitted trainer inside it stays frozen. With a
+# fixed ``random_state`` both methods see exactly the same episodes.
+
+shots = [1, 2, 3, 5, 10]
+methods = {
+    "PrototypicalClassifier (meta-trained Conv4)": PrototypicalClassifier(trainer),
+    "NearestCentroid (raw pixels)": NearestCentroid(),
+}
+scores = {name: [] for name in methods}
+for n_shot in shots:
+    cv = EpisodicSplit(
+        n_way=5, n_shot=n_shot, n_query=15, n_episodes=200, random_state=0
+    )
+    for name, estimator in methods.items():
+        with warnings.catch_warnings():
+            # NearestCentroid warns that one-shot classes have no variance;
+            # its nearest-mean predictions are unaffected.
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, half_width = episodic_score(estimator, X_novel, y_novel, cv)
+        scores[name].append((mean, half_width))
+        print(f"{n_shot:>2}-shot  {name}: {mean:.1%} ± {half_width:.1%}")
+
+# %%
+# Accuracy against shots
+# ----------------------
+#
+# Error bars are the 95% confidence intervals over 200 episodes.
+
+fig, ax = plt.subplots(figsize=(7, 4.5))
+for name, marker in zip(methods, ["o", "s"], strict=True):
+    mean, half_width = np.array(scores[name]).T
+    ax.errorbar(
+        shots, 100 * mean, yerr=100 * half_width, marker=marker, capsize=3, label=name
+    )
+ax.set(
+    xscale="log",
+    xticks=shots,
+    xticklabels=shots,
+    ylim=(40, 100),
+    xlabel="shots (support examples per class)",
+    ylabel="accuracy (%)",
+    title="5-way episodes on the novel digits 5-9",
+)
+ax.minorticks_off()
+ax.grid(alpha=0.3)
+ax.legend(loc="lower right")
+fig.tight_layout()
+plt.show()
+
+# %%
+# The meta-trained embedding helps most where examples are scarcest: with one
+# example per class a pixel mean is a single, arbitrary image, while in the
+# embedding that one image already lands near where its class clusters. As
+# shots grow both methods improve and the gap narrows.

@@ -1,0 +1,91 @@
+"""Running an encoder module for inference: batched, eval mode, no autograd."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parameter import UninitializedParameter
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Put ``module`` in eval mode and restore each submodule's flag after.
+
+    Restoring matters: the classifier borrows modules it does not own.
+    """
+    flags = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in flags:
+            m.training = training
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (CPU if it has none)."""
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if not isinstance(tensor, UninitializedParameter):
+            return tensor.device
+    return torch.device("cpu")
+
+
+def has_lazy_parameters(module: nn.Module) -> bool:
+    return any(isinstance(p, UninitializedParameter) for p in module.parameters())
+
+
+def materialize(module: nn.Module, example: torch.Tensor, seed: int) -> None:
+    """Give a lazy module (``nn.LazyLinear``...) its shapes with a dry run.
+
+    The dry run draws the initial weights; seeding it makes a lazy encoder
+    as reproducible as an eager one.
+    """
+    with torch.random.fork_rng(devices=[]), eval_mode(module), torch.no_grad():
+        torch.manual_seed(seed)
+        module(example[:1].to(module_device(module)))
+
+
+def iter_embeddings(
+    module: nn.Module, X: torch.Tensor, batch_size: int, device: torch.device | str
+) -> Iterator[torch.Tensor]:
+    """Embed ``X`` in batches of ``batch_size`` rows.
+
+    Yields float tensors on ``device`` of shape (batch, d). Raises a clear error
+    when the module does not return one vector per row.
+    """
+    with eval_mode(module), torch.inference_mode():
+        for start in range(0, len(X), batch_size):
+            out = module(X[start : start + batch_size].to(device, non_blocking=True))
+            if not isinstance(out, torch.Tensor) or out.dim() != 2:
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
+                raise ValueError(
+                    f"The encoder must return a 2-D tensor (one embedding per row), "
+                    f"got {shape}. Flatten its output, e.g. end it with "
+                    "torch.nn.Flatten()."
+                )
+            yield out
+
+
+@contextmanager
+def numeric_input(name: str = "X") -> Iterator[None]:
+    """Re-raise NumPy's "could not convert string to float" naming the input
+    and the fix."""
+    try:
+        yield
+    except ValueError as error:
+        if "could not convert" not in str(error):
+            raise
+        raise ValueError(
+            f"{name} must be numeric, but {error}. Encode text and categorical "
+            "columns first, e.g. with a ColumnTransformer and OneHotEncoder in "
+            "a Pipeline before this estimator."
+        ) from error
+
+
+def as_tensor(X: np.ndarray) -> torch.Tensor:
+    """A tensor view of a NumPy array (no copy when it is contiguous)."""
+    return torch.from_numpy(np.ascontiguousarray(X))

@@ -1,0 +1,391 @@
+"""The scikit-learn estimator: prototypes of a small support set, nearest wins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
+from sklearn.utils import TransformerTags
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+from torch import nn
+
+from ._embedding import (
+    as_tensor,
+    has_lazy_parameters,
+    iter_embeddings,
+    materialize,
+    module_device,
+    numeric_input,
+)
+from .distances import METRICS, class_prototypes, pairwise_distances
+from .trainer import EpisodicTrainer
+
+__all__ = ["PrototypicalClassifier"]
+
+
+def _is_fitted(estimator) -> bool:
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
+
+
+class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
+    """Few-shot classifier: each class is the mean of its embedded examples.
+
+    ``fit`` embeds a (small) labelled support set and keeps one prototype per
+    class, the mean embedding; ``predict`` returns the class of the nearest
+    prototype and ``predict_proba`` the softmax over negative distances
+    (Snell, Swersky & Zemel, 2017). One example per class is enough.
+
+    Parameters
+    ----------
+    encoder : None, torch.nn.Module, EpisodicTrainer or transformer, default=None
+        How samples are embedded:
+
+        - ``None``: the identity; predictions then equal
+          :class:`sklearn.neighbors.NearestCentroid` on the same data.
+        - a ``torch.nn.Module``: used as given, frozen (eval mode, no gradient).
+        - a *fitted* :class:`~sklearn_protonet.EpisodicTrainer` (or any fitted
+          scikit-learn transformer, or one wrapped in
+          :class:`sklearn.frozen.FrozenEstimator`): used frozen. ``clone`` keeps
+          it as it is, so grid searches and cross-validation never retrain it.
+        - an *unfitted* ``EpisodicTrainer`` (or transformer): ``fit`` first
+          meta-trains (fits) a clone of it on ``(X, y)``, then computes the
+          prototypes. This lets ``GridSearchCV`` tune ``encoder__lr``,
+          ``encoder__max_epochs``...
+    metric : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
+        Distance between embeddings and prototypes; squared Euclidean is the
+        paper's choice.
+    temperature : float, default=1.0
+        ``predict_proba`` is ``softmax(-distance / temperature)``. It changes
+        the probabilities' sharpness, never ``predict``.
+    batch_size : int, default=1024
+        Rows embedded and compared at a time, which bounds memory for large X.
+    device : str, torch.device or None, default=None
+        Where embedding runs; ``None`` uses the encoder's own device (CPU for
+        the identity).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    prototypes_ : ndarray of shape (n_classes, embedding_dim)
+        The (sample-weighted) mean embedding of each class.
+    encoder_ : None, torch.nn.Module or estimator
+        The encoder actually used (the meta-trained clone when ``encoder`` was
+        an unfitted trainer).
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` was a DataFrame with string column names.
+
+    See Also
+    --------
+    sklearn_protonet.EpisodicTrainer : meta-trains an encoder.
+    sklearn.neighbors.NearestCentroid : the same rule on raw features.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_protonet import PrototypicalClassifier
+    >>> X = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    >>> clf = PrototypicalClassifier().fit(X, ["a", "a", "b"])
+    >>> clf.predict([[4.0, 4.0], [0.0, 0.4]])
+    array(['b', 'a'], dtype='<U1')
+    >>> clf.predict_proba([[0.0, 0.5]]).round(3)
+    array([[1., 0.]])
+    """
+
+    _parameter_constraints: dict = {
+        "encoder": "no_validation",
+        "metric": [StrOptions(set(METRICS))],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [None, str, torch.device],
+    }
+
+    def __init__(
+        self,
+        encoder=None,
+        *,
+        metric: str = "sqeuclidean",
+        temperature: float = 1.0,
+        batch_size: int = 1024,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.metric = metric
+        self.temperature = temperature
+        self.batch_size = batch_size
+        self.device = device
+
+    def __sklearn_clone__(self):
+        # A fitted encoder is a frozen, expensive artefact: the clone shares
+        # it instead of getting a blank, untrained copy (which the next fit
+        # would retrain on the tiny support set).
+        new = super().__sklearn_clone__()
+        if self.encoder is not None and not isinstance(self.encoder, nn.Module):
+            if _is_fitted(self.encoder):
+                new.encoder = self.encoder
+        return new
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Also a transformer (``transform`` embeds). Modules compute in
+        # float32; only the identity keeps float64.
+        tags.transformer_tags = TransformerTags(
+            preserves_dtype=["float64"] if self.encoder is None else []
+        )
+        return tags
+
+    # -- encoder handling -----------------------------------------------------
+
+    def _fit_encoder(self, X, y):
+        encoder = self.encoder
+        if encoder is None or isinstance(encoder, nn.Module):
+            if encoder is not None and has_lazy_parameters(encoder):
+                # A lazy module takes its shape here; work on a copy so the
+                # user's module (a parameter) is left untouched.
+                encoder = clone(encoder, safe=False)
+                materialize(encoder, as_tensor(X), seed=0)
+            return encoder
+        if not hasattr(encoder, "transform"):
+            raise TypeError(
+                "encoder must be None, a torch.nn.Module, an EpisodicTrainer or "
+                f"a scikit-learn transformer, got {type(encoder).__name__}."
+            )
+        if _is_fitted(encoder):
+            return encoder
+        return clone(encoder).fit(X, y)
+
+    def _embedding_module(self):
+        """The module behind ``encoder_``, or None when it is not a module."""
+        encoder = self.encoder_
+        if isinstance(encoder, FrozenEstimator):
+            encoder = encoder.estimator
+        if isinstance(encoder, EpisodicTrainer):
+            return encoder.module_
+        return encoder if isinstance(encoder, nn.Module) else None
+
+    def _resolve_device(self, module: nn.Module | None) -> torch.device:
+        if module is None:
+            return torch.device(self.device or "cpu")
+        own = module_device(module)
+        if self.device is not None and torch.device(self.device) != own:
+            raise ValueError(
+                f"device={self.device!r} but the encoder's weights are on "
+                f"{own}. Move the encoder (encoder.to({str(self.device)!r})) or "
+                "leave device=None to use the encoder's device."
+            )
+        return own
+
+    def _iter_embeddings(self, X: np.ndarray) -> Iterator[torch.Tensor]:
+        """Embeddings of X in chunks of ``batch_size`` rows."""
+        module = self._embedding_module()
+        device = self._resolve_device(module)
+        if module is not None:
+            yield from iter_embeddings(module, as_tensor(X), self.batch_size, device)
+            return
+        for start in range(0, len(X), self.batch_size):
+            chunk = X[start : start + self.batch_size]
+            if self.encoder_ is None:
+                yield as_tensor(chunk.reshape(len(chunk), -1)).to(device)
+            else:
+                embedded = np.asarray(self.encoder_.transform(chunk))
+                yield as_tensor(embedded).to(device)
+
+    def _check_input(self, X, *, reset: bool, y=None):
+        # Modules compute in float32; the identity keeps float64 so it agrees
+        # with NearestCentroid to the last digit.
+        dtype = np.float64 if self.encoder is None else np.float32
+        kwargs = dict(dtype=dtype, allow_nd=True, reset=reset)
+        with numeric_input("X"):
+            if y is None:
+                return validate_data(self, X, **kwargs)
+            return validate_data(self, X, y, **kwargs)
+
+    # -- estimator API --------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Embed the support set and store one prototype per class.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            The support set (flattened images or table rows; N-D arrays when
+            the encoder takes them).
+        y : array-like of shape (n_samples,)
+            Class labels, ints or strings. One example per class is enough.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights in each class's mean. An unfitted trainer encoder is
+            meta-trained without them.
+
+        Returns
+        -------
+        self : PrototypicalClassifier
+        """
+        self._validate_params()
+        if y is None:
+            raise ValueError(
+                "PrototypicalClassifier requires y to be passed, but the target y "
+                "is None: give the class label of each support example."
+            )
+        X, y = self._check_input(X, reset=True, y=y)
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "PrototypicalClassifier needs at least 2 classes in y to "
+                f"separate, got 1 class ({self.classes_[0]!r}). Add support "
+                "examples of other classes."
+            )
+        try:
+            weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        except ValueError as error:
+            raise ValueError(
+                f"Invalid sample_weight: {error} Pass one weight per row of X, "
+                f"shape ({len(X)},), or None."
+            ) from error
+        if (weights < 0).any():
+            raise ValueError(
+                f"sample_weight must be non-negative, got {weights.min()}; use 0 "
+                "to ignore a sample."
+            )
+        class_weight = np.bincount(codes, weights=weights, minlength=len(self.classes_))
+        if (class_weight <= 0).any():
+            empty = self.classes_[class_weight <= 0].tolist()
+            raise ValueError(
+                f"sample_weight sums to zero for classes {empty}: their prototypes "
+                "are undefined. Give each class a positive weight."
+            )
+        self.input_shape_ = X.shape[1:]
+        self.encoder_ = self._fit_encoder(X, y)
+        # Prototypes are averaged in float64 so weights and repeats agree exactly.
+        embeddings = torch.cat(list(self._iter_embeddings(X))).double()
+        prototypes = class_prototypes(
+            embeddings,
+            as_tensor(codes.astype(np.int64)).to(embeddings.device),
+            len(self.classes_),
+            as_tensor(weights).to(embeddings.device),
+        )
+        self.prototypes_ = prototypes.cpu().numpy()
+        return self
+
+    def _check_predict_input(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = self._check_input(X, reset=False)
+        if X.shape[1:] != self.input_shape_:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but PrototypicalClassifier "
+                f"was fitted on samples of shape {self.input_shape_}."
+            )
+        return X
+
+    def _iter_distances(self, X) -> Iterator[torch.Tensor]:
+        X = self._check_predict_input(X)
+        prototypes = None
+        for embeddings in self._iter_embeddings(X):
+            if prototypes is None:
+                prototypes = as_tensor(self.prototypes_).to(embeddings.device)
+            yield pairwise_distances(embeddings.double(), prototypes, self.metric)
+
+    def decision_function(self, X) -> np.ndarray:
+        """Negative distances to the prototypes, divided by ``temperature``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), or (n_samples,) for two
+        classes: the score of ``classes_[1]`` minus that of ``classes_[0]``.
+        """
+        scores = np.concatenate(
+            [(-d / self.temperature).cpu().numpy() for d in self._iter_distances(X)]
+        )
+        return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores
+
+    def predict(self, X) -> np.ndarray:
+        """The class of the nearest prototype.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        nearest = np.concatenate(
+            [d.argmin(1).cpu().numpy() for d in self._iter_distances(X)]
+        )
+        return self.classes_[nearest]
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Log of :meth:`predict_proba`, computed stably.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        return np.concatenate(
+            [
+                torch.log_softmax(-d / self.temperature, dim=1).cpu().numpy()
+                for d in self._iter_distances(X)
+            ]
+        )
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Softmax over negative distances to the prototypes (eq. 2).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Rows sum to 1; columns follow ``classes_``.
+        """
+        return np.concatenate(
+            [
+                torch.softmax(-d / self.temperature, dim=1).cpu().numpy()
+                for d in self._iter_distances(X)
+            ]
+        )
+
+    def fit_transform(self, X, y, sample_weight=None) -> np.ndarray:
+        """``fit(X, y)``, then the embeddings of ``X``."""
+        return self.fit(X, y, sample_weight).transform(X)
+
+    def transform(self, X) -> np.ndarray:
+        """Embed samples with the encoder (the classifier as a feature extractor).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, embedding_dim)
+        """
+        X = self._check_predict_input(X)
+        return torch.cat([e.cpu() for e in self._iter_embeddings(X)]).numpy()

@@ -1,0 +1,82 @@
+"""Distances between embeddings and prototypes, and the prototypes themselves.
+
+The one place where the geometry lives: the meta-trainer's loss and the
+classifier's predictions both call these, so training and inference agree.
+Nothing here materialises an ``n x k x d`` tensor.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["METRICS", "class_prototypes", "pairwise_distances"]
+
+METRICS = ("sqeuclidean", "euclidean", "cosine")
+
+
+def pairwise_distances(
+    queries: torch.Tensor, prototypes: torch.Tensor, metric: str = "sqeuclidean"
+) -> torch.Tensor:
+    """Distances from each query to each prototype.
+
+    Parameters
+    ----------
+    queries : Tensor of shape (n, d)
+    prototypes : Tensor of shape (k, d)
+    metric : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
+        ``"sqeuclidean"`` is the paper's choice (a Bregman divergence, which
+        makes the classifier linear in the embedding); ``"cosine"`` is
+        ``1 - cosine similarity``.
+
+    Returns
+    -------
+    Tensor of shape (n, k)
+    """
+    if metric == "cosine":
+        return 1.0 - F.normalize(queries, dim=1) @ F.normalize(prototypes, dim=1).T
+    # |q - p|^2 = |q|^2 - 2 q.p + |p|^2 as one matrix product: O(n k) memory
+    # instead of the O(n k d) of broadcasting the difference.
+    sq = (
+        queries.square().sum(1, keepdim=True)
+        - 2.0 * queries @ prototypes.T
+        + prototypes.square().sum(1)
+    ).clamp_min_(0.0)
+    if metric == "sqeuclidean":
+        return sq
+    if metric == "euclidean":
+        return sq.sqrt_()
+    raise ValueError(f"metric must be one of {METRICS}, got {metric!r}.")
+
+
+def class_prototypes(
+    embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    n_classes: int,
+    sample_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(Weighted) mean embedding of each class.
+
+    Parameters
+    ----------
+    embeddings : Tensor of shape (n, d)
+    labels : LongTensor of shape (n,)
+        Class codes in ``[0, n_classes)``.
+    n_classes : int
+    sample_weight : Tensor of shape (n,), default=None
+
+    Returns
+    -------
+    Tensor of shape (n_classes, d)
+    """
+    weights = (
+        torch.ones(len(labels), dtype=embeddings.dtype, device=embeddings.device)
+        if sample_weight is None
+        else sample_weight.to(embeddings)
+    )
+    sums = torch.zeros(
+        n_classes, embeddings.shape[1], dtype=embeddings.dtype, device=embeddings.device
+    ).index_add_(0, labels, embeddings * weights[:, None])
+    totals = torch.zeros(n_classes, dtype=weights.dtype, device=weights.device)
+    totals.index_add_(0, labels, weights)
+    return sums / totals[:, None]

@@ -1,0 +1,177 @@
+"""Encoder modules: the paper's ``Conv4`` for images and an ``MLP`` for tables.
+
+Both take the flat 2-D arrays that scikit-learn passes around; ``Conv4``
+reshapes them to images through ``input_shape``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["Conv4", "MLP", "RandomShift"]
+
+
+def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
+
+
+class Conv4(nn.Module):
+    """The embedding network of Snell et al. (2017).
+
+    ``n_blocks`` blocks of [3x3 convolution, BatchNorm, ReLU, 2x2 max-pool],
+    flattened. With the defaults a 1x28x28 image becomes a 64-d embedding.
+
+    Parameters
+    ----------
+    input_shape : tuple of int, default=(1, 28, 28)
+        ``(channels, height, width)`` of one image. Rows of a 2-D input are
+        reshaped to it, so flattened images can come straight from a
+        DataFrame or ``load_omniglot().data``.
+    hidden_channels : int, default=64
+        Filters in every convolution.
+    n_blocks : int, default=4
+        Number of convolutional blocks (4 in the paper). Each halves the
+        image, so small images need fewer (3 for 8x8 digits).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_protonet.modules import Conv4
+    >>> Conv4()(torch.zeros(2, 784)).shape
+    torch.Size([2, 64])
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int] = (1, 28, 28),
+        hidden_channels: int = 64,
+        n_blocks: int = 4,
+    ) -> None:
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"input_shape must be (channels, height, width), got {input_shape!r}."
+            )
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.hidden_channels, self.n_blocks = hidden_channels, n_blocks
+        channels, height, width = self.input_shape
+        if min(height, width) < 2**n_blocks:
+            raise ValueError(
+                f"input_shape {self.input_shape} is too small for n_blocks="
+                f"{n_blocks}: each block halves the image, so height and width "
+                f"must be at least {2**n_blocks}. Use fewer blocks."
+            )
+        blocks = [_conv_block(channels, hidden_channels)]
+        blocks += [
+            _conv_block(hidden_channels, hidden_channels) for _ in range(n_blocks - 1)
+        ]
+        self.encoder = nn.Sequential(*blocks)
+        self.n_features_in = channels * height * width
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if X.dim() == 2:
+            if X.shape[1] != self.n_features_in:
+                raise ValueError(
+                    f"Conv4 expects rows of {self.n_features_in} values "
+                    f"(input_shape={self.input_shape}), got {X.shape[1]}. "
+                    "Set input_shape to the size of your images."
+                )
+            X = X.reshape(X.shape[0], *self.input_shape)
+        elif tuple(X.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"Conv4 expects images of shape {self.input_shape}, got "
+                f"{tuple(X.shape[1:])}. Set input_shape to the size of your images."
+            )
+        return self.encoder(X).flatten(start_dim=1)
+
+
+class MLP(nn.Module):
+    """A multi-layer perceptron encoder for tabular data.
+
+    Parameters
+    ----------
+    in_features : int or None, default=None
+        Number of input columns. ``None`` infers it from the first batch
+        (a lazy first layer), so one module fits any table.
+    hidden_sizes : sequence of int, default=(128,)
+        Width of each hidden layer; every hidden layer is followed by ReLU.
+    out_features : int, default=64
+        Size of the embedding.
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer (active only in
+        training mode, so embeddings for prediction are deterministic).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_protonet.modules import MLP
+    >>> MLP(out_features=8)(torch.zeros(3, 5)).shape
+    torch.Size([3, 8])
+    """
+
+    def __init__(
+        self,
+        in_features: int | None = None,
+        hidden_sizes: Sequence[int] = (128,),
+        out_features: int = 64,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_features
+        for size in [*hidden_sizes, out_features]:
+            layers.append(
+                nn.LazyLinear(size) if width is None else nn.Linear(width, size)
+            )
+            layers += [nn.ReLU(), nn.Dropout(dropout)]
+            width = size
+        # No activation on the embedding itself: distances need signed features.
+        self.layers = nn.Sequential(*layers[:-2])
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.layers(X.flatten(start_dim=1))
+
+
+class RandomShift(nn.Module):
+    """Data augmentation: shift each image by a random number of pixels.
+
+    Active only in training mode (like dropout), so meta-training sees
+    shifted copies while embeddings for prediction stay deterministic. Put it
+    first in an ``nn.Sequential`` before the encoder.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(channels, height, width)`` of one image; 2-D inputs are reshaped.
+    max_shift : int, default=1
+        Largest shift in pixels, in each direction; vacated pixels are zero.
+    """
+
+    def __init__(self, input_shape: Sequence[int], max_shift: int = 1) -> None:
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.max_shift = max_shift
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.max_shift == 0:
+            return X
+        flat = X.dim() == 2
+        images = X.reshape(len(X), *self.input_shape) if flat else X
+        n, _, height, width = images.shape
+        s = self.max_shift
+        padded = nn.functional.pad(images, (s, s, s, s))
+        dy, dx = torch.randint(0, 2 * s + 1, (2, n, 1), device=X.device)
+        rows = (torch.arange(height, device=X.device) + dy)[:, :, None]
+        cols = (torch.arange(width, device=X.device) + dx)[:, None, :]
+        batch = torch.arange(n, device=X.device)[:, None, None]
+        # Advanced indexing puts the indexed dims first: (n, H, W, C).
+        shifted = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+        return shifted.reshape(X.shape) if flat else shifted.contiguous()

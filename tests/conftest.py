@@ -1,0 +1,96 @@
+"""Shared fixtures: small, fast data and encoders."""
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_protonet import EpisodicTrainer
+from sklearn_protonet.datasets import load_rotated_digits
+from sklearn_protonet.modules import MLP
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    # The CI machine has 2 cores; more threads only add contention.
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """Rotated digits split into base (0-4) and novel (5-9) classes."""
+    X, y = load_rotated_digits(return_X_y=True)
+    digit = np.array([int(label[0]) for label in y])
+    return {
+        "X_base": X[digit < 5],
+        "y_base": y[digit < 5],
+        "X_novel": X[digit >= 5],
+        "y_novel": y[digit >= 5],
+    }
+
+
+def tiny_trainer(**params) -> EpisodicTrainer:
+    """An MLP meta-trainer with a budget of a second or so."""
+    defaults = dict(
+        module=MLP,
+        module__hidden_sizes=(32,),
+        module__out_features=16,
+        n_way=3,
+        n_support=2,
+        n_query=2,
+        episodes_per_epoch=5,
+        valid_episodes=5,
+        max_epochs=2,
+        train_split=None,
+        verbose=0,
+        random_state=0,
+    )
+    return EpisodicTrainer(**{**defaults, **params})
+
+
+@pytest.fixture(scope="session")
+def fitted_trainer(digits):
+    """An MLP meta-trained on the digits' base classes."""
+    trainer = tiny_trainer(n_way=5, episodes_per_epoch=20, max_epochs=3)
+    return trainer.fit(digits["X_base"], digits["y_base"])
+
+
+def omniglot_data_home():
+    """The Omniglot data home: $SKLEARN_PROTONET_DATA, else ../shared/data.
+
+    Missing data fails the test in CI (which must run it) and skips it elsewhere.
+    """
+    import os
+    from pathlib import Path
+
+    home = Path(
+        os.environ.get("SKLEARN_PROTONET_DATA")
+        or Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+    if not (home / "omniglot" / "images_background.zip").is_file():
+        message = f"Omniglot data not found in {home}/omniglot"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must run these tests)")
+        pytest.skip(message)
+    return home
+
+
+@pytest.fixture(scope="session")
+def omniglot(tmp_path_factory):
+    """Omniglot trainval and test splits, decoded once per session.
+
+    The cache goes to $SKLEARN_PROTONET_CACHE, else to a temporary folder:
+    tests never write into the (shared, read-only) data home.
+    """
+    import os
+
+    from sklearn_protonet.datasets import load_omniglot
+
+    home = omniglot_data_home()
+    with pytest.MonkeyPatch.context() as patch:
+        if not os.environ.get("SKLEARN_PROTONET_CACHE"):
+            patch.setenv(
+                "SKLEARN_PROTONET_CACHE", str(tmp_path_factory.mktemp("cache"))
+            )
+        X_train, y_train = load_omniglot("trainval", data_home=home, return_X_y=True)
+        X_test, y_test = load_omniglot("test", data_home=home, return_X_y=True)
+    return {"X_train": X_train, "y_train": y_train, "X_test": X_test, "y_test": y_test}
