@@ -161,7 +161,12 @@ def _omniglot_results() -> str:
         facts = json.loads(record.read_text(encoding="utf-8"))
         machine = facts.get("machine", {})
         versions = facts.get("versions", {})
+        planned = facts.get("profile", {})
         lines = [
+            f"- Profile as run: {planned.get('n_episodes', 0):,} episodes planned, "
+            f"learning rate halved every {planned.get('halve_every', 0):,}, "
+            f"time limit {planned.get('max_minutes')} min, mixed precision: "
+            f"{planned.get('autocast_dtype') or 'none'}",
             f"- Episodes trained: {facts['episodes_trained']:,}",
             f"- Training time: {facts['train_seconds'] / 60:.1f} min; "
             f"evaluation: {facts['eval_seconds']:.0f} s",
@@ -172,6 +177,18 @@ def _omniglot_results() -> str:
             f"- Seed: ``random_state={facts.get('random_state')}``",
         ]
         text += "\n" + "\n".join(lines) + "\n"
+        gaps = {
+            cell: facts["paper"][cell] - result["accuracy"]
+            for cell, result in facts.get("results", {}).items()
+            if cell in facts.get("paper", {})
+        }
+        if gaps:
+            cell = max(gaps, key=gaps.get)
+            ours = facts["results"][cell]["accuracy"]
+            text += (
+                f"\nThe largest gap to the paper is in {cell}: {ours:.1f} % "
+                f"against {facts['paper'][cell]:.1f} %.\n"
+            )
     return text
 
 
@@ -185,8 +202,11 @@ def _profiles_table() -> str:
         ("n_query", "queries / class"),
         ("halve_every", "lr halved every"),
         ("max_minutes", "time limit (min)"),
+        ("autocast_dtype", "mixed precision"),
         ("n_test_episodes", "test episodes / cell"),
     ]
+    # Only the fields this version of TrainingProfile has.
+    fields = [(f, label) for f, label in fields if hasattr(PROFILES["paper"], f)]
     out = [".. list-table::", "   :header-rows: 1", ""]
     out.append("   * - profile")
     out.extend(f"     - {label}" for _, label in fields)
@@ -194,7 +214,12 @@ def _profiles_table() -> str:
         out.append(f"   * - ``{name}``")
         for field, _ in fields:
             value = getattr(profile, field)
-            shown = "none" if value is None else f"{value:,}"
+            if value is None:
+                shown = "none"
+            elif isinstance(value, str):
+                shown = f"``{value}``"
+            else:
+                shown = f"{value:,}"
             out.append(f"     - {shown}")
     return "\n".join(out) + "\n"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,20 +11,36 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
+# Modules in eval_mode: id -> [number of users, saved training flags].
+_EVAL_USERS: dict[int, list] = {}
+_EVAL_LOCK = threading.Lock()
+
 
 @contextmanager
 def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
     """Put ``module`` in eval mode and restore each submodule's flag after.
 
-    Restoring matters: the classifier borrows modules it does not own.
+    Restoring matters: the classifier borrows modules it does not own. Threads
+    sharing a module count as one user: the flags are saved by the first to
+    enter and restored by the last to leave, so no thread restores train mode
+    (dropout, BatchNorm batch statistics) under another one still embedding.
     """
-    flags = [(m, m.training) for m in module.modules()]
-    module.eval()
+    with _EVAL_LOCK:
+        users = _EVAL_USERS.get(id(module))
+        if users is None:
+            flags = [(m, m.training) for m in module.modules()]
+            users = _EVAL_USERS[id(module)] = [0, flags]
+            module.eval()
+        users[0] += 1
     try:
         yield module
     finally:
-        for m, training in flags:
-            m.training = training
+        with _EVAL_LOCK:
+            users[0] -= 1
+            if users[0] == 0:
+                del _EVAL_USERS[id(module)]
+                for m, training in users[1]:
+                    m.training = training
 
 
 def module_device(module: nn.Module) -> torch.device:

@@ -34,6 +34,21 @@ from .trainer import EpisodicTrainer
 __all__ = ["PrototypicalClassifier"]
 
 
+def _fill(chunks: Iterator[np.ndarray], n_rows: int) -> np.ndarray:
+    """Write row chunks into one preallocated array.
+
+    The peak memory is the output plus one chunk; concatenating a list of
+    chunks would hold the output twice (benchmarks/memory.py).
+    """
+    out, start = None, 0
+    for chunk in chunks:
+        if out is None:
+            out = np.empty((n_rows, *chunk.shape[1:]), dtype=chunk.dtype)
+        out[start : start + len(chunk)] = chunk
+        start += len(chunk)
+    return out
+
+
 def _is_fitted(estimator) -> bool:
     try:
         check_is_fitted(estimator)
@@ -294,13 +309,18 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             )
         return X
 
-    def _iter_distances(self, X) -> Iterator[torch.Tensor]:
-        X = self._check_predict_input(X)
+    def _iter_distances(self, X: np.ndarray) -> Iterator[torch.Tensor]:
+        """Distances of validated ``X`` to the prototypes, chunk by chunk."""
         prototypes = None
         for embeddings in self._iter_embeddings(X):
             if prototypes is None:
                 prototypes = as_tensor(self.prototypes_).to(embeddings.device)
             yield pairwise_distances(embeddings.double(), prototypes, self.metric)
+
+    def _per_chunk(self, X, reduce) -> np.ndarray:
+        """``reduce`` applied to each chunk's distances, in one array."""
+        X = self._check_predict_input(X)
+        return _fill((reduce(d).cpu().numpy() for d in self._iter_distances(X)), len(X))
 
     def decision_function(self, X) -> np.ndarray:
         """Negative distances to the prototypes, divided by ``temperature``.
@@ -314,9 +334,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes), or (n_samples,) for two
         classes: the score of ``classes_[1]`` minus that of ``classes_[0]``.
         """
-        scores = np.concatenate(
-            [(-d / self.temperature).cpu().numpy() for d in self._iter_distances(X)]
-        )
+        scores = self._per_chunk(X, lambda d: -d / self.temperature)
         return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores
 
     def predict(self, X) -> np.ndarray:
@@ -330,9 +348,8 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        nearest = np.concatenate(
-            [d.argmin(1).cpu().numpy() for d in self._iter_distances(X)]
-        )
+        # Chunks first: they check fitting (NotFittedError, not AttributeError).
+        nearest = self._per_chunk(X, lambda d: d.argmin(1))
         return self.classes_[nearest]
 
     def predict_log_proba(self, X) -> np.ndarray:
@@ -346,12 +363,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        return np.concatenate(
-            [
-                torch.log_softmax(-d / self.temperature, dim=1).cpu().numpy()
-                for d in self._iter_distances(X)
-            ]
-        )
+        return self._per_chunk(X, lambda d: torch.log_softmax(-d / self.temperature, 1))
 
     def predict_proba(self, X) -> np.ndarray:
         """Softmax over negative distances to the prototypes (eq. 2).
@@ -365,12 +377,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes)
             Rows sum to 1; columns follow ``classes_``.
         """
-        return np.concatenate(
-            [
-                torch.softmax(-d / self.temperature, dim=1).cpu().numpy()
-                for d in self._iter_distances(X)
-            ]
-        )
+        return self._per_chunk(X, lambda d: torch.softmax(-d / self.temperature, 1))
 
     def fit_transform(self, X, y, sample_weight=None) -> np.ndarray:
         """``fit(X, y)``, then the embeddings of ``X``."""
@@ -388,4 +395,4 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, embedding_dim)
         """
         X = self._check_predict_input(X)
-        return torch.cat([e.cpu() for e in self._iter_embeddings(X)]).numpy()
+        return _fill((e.cpu().numpy() for e in self._iter_embeddings(X)), len(X))

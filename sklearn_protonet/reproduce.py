@@ -61,6 +61,7 @@ class TrainingProfile:
     lr: float = 1e-3
     halve_every: int = 2000
     max_minutes: float | None = None
+    autocast_dtype: str | None = None
     n_test_episodes: int = 1000
 
 
@@ -68,8 +69,15 @@ PROFILES = {
     # The paper's schedule; meant for a GPU.
     "paper": TrainingProfile("paper", n_episodes=40_000, halve_every=2000),
     # Fits training + evaluation in 45 minutes on 2 CPU cores: the same
-    # episodes, with the halving schedule compressed to the shorter run.
-    "cpu": TrainingProfile("cpu", n_episodes=3600, halve_every=900, max_minutes=40),
+    # episodes in bfloat16 mixed precision (about 2x faster on CPU), with the
+    # halving schedule compressed to the shorter run.
+    "cpu": TrainingProfile(
+        "cpu",
+        n_episodes=6000,
+        halve_every=1500,
+        max_minutes=40,
+        autocast_dtype="bfloat16",
+    ),
     # A couple of minutes: proves that learning happens (tests, smoke runs).
     "smoke": TrainingProfile(
         "smoke", n_episodes=150, n_way=20, halve_every=10_000, n_test_episodes=200
@@ -110,10 +118,8 @@ def train_omniglot(
     if progress:
         # skorch sizes its bar from len(dataset); an epoch here is episodes.
         callbacks.append(ProgressBar(batches_per_epoch=episodes_per_epoch))
-    # channels_last lets oneDNN pick faster convolution kernels on CPU.
-    module = Conv4().to(memory_format=torch.channels_last)
     trainer = EpisodicTrainer(
-        module,
+        Conv4,
         n_way=profile.n_way,
         n_support=profile.n_support,
         n_query=profile.n_query,
@@ -124,6 +130,7 @@ def train_omniglot(
         callbacks=callbacks,
         device=device,
         random_state=random_state,
+        autocast_dtype=profile.autocast_dtype,
     )
     return trainer.fit(X, y)
 

@@ -1,5 +1,8 @@
 """Shared fixtures: small, fast data and encoders."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -59,9 +62,6 @@ def omniglot_data_home():
 
     Missing data fails the test in CI (which must run it) and skips it elsewhere.
     """
-    import os
-    from pathlib import Path
-
     home = Path(
         os.environ.get("SKLEARN_PROTONET_DATA")
         or Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -1,126 +1,445 @@
-"""Bad input: a specific exception whose message names the parameter and the fix."""
+"""Bad input: a specific exception whose message names the parameter and the fix.
+
+Every case is one row of :data:`ERROR_CASES`; one parametrized test runs them
+all, and ``docs/generate_error_table.py`` turns the same rows into the table
+of ``docs/user_guide/errors.rst``, so the documentation cannot disagree with
+the code.
+"""
+
+from __future__ import annotations
+
+import runpy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_protonet import PrototypicalClassifier
+from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet.model_selection import EpisodicSplit
-from sklearn_protonet.modules import MLP
+from sklearn_protonet.modules import MLP, Conv4
 
 from .conftest import tiny_trainer
 
+ROOT = Path(__file__).resolve().parents[1]
+
+# Four classes of two examples: enough for the classifier, too few for episodes.
 X4 = np.arange(24, dtype=float).reshape(8, 3)
 Y4 = np.repeat([0, 1, 2, 3], 2)
+# Four classes of ten examples: enough for 3-way 2-shot 2-query episodes.
+X40 = np.random.RandomState(0).rand(40, 6)
+Y40 = np.repeat(["a", "b", "c", "d"], 10)
 
 
-def test_n_way_larger_than_the_classes(digits):
-    with pytest.raises(ValueError, match=r"n_way=50 is larger than the 10 classes"):
-        tiny_trainer(n_way=50).fit(digits["X_base"], digits["y_base"])
+@dataclass(frozen=True)
+class ErrorCase:
+    """One row of the bad-input table.
+
+    Attributes
+    ----------
+    id : str
+        Test id and anchor of the row.
+    case : str
+        What the user did, in words (the documentation's first column).
+    trigger : callable
+        Does it; takes no argument.
+    exception : type
+        The exception it must raise (subclasses are not accepted).
+    match : str
+        Regular expression searched in the message.
+    fix : str
+        What to do instead (the documentation's last column).
+    """
+
+    id: str
+    case: str
+    trigger: Callable[[], object]
+    exception: type[BaseException]
+    match: str
+    fix: str
 
 
-def test_classes_with_too_few_examples_are_named():
-    X = np.random.RandomState(0).rand(30, 4)
-    y = np.array(["a"] * 10 + ["b"] * 10 + ["small"] * 3 + ["tiny"] * 7)
-    with pytest.raises(ValueError, match=r"'small' \(3\)") as error:
-        tiny_trainer(n_support=3, n_query=5).fit(X, y)
-    assert "n_support + n_query = 8" in str(error.value)
-    assert "'tiny' (7)" in str(error.value)
+def _with(X, row, col, value):
+    X = X.copy()
+    X[row, col] = value
+    return X
 
 
-def test_class_with_one_example_during_meta_training():
-    X = np.random.RandomState(0).rand(9, 4)
-    y = np.array([0] * 4 + [1] * 4 + [2])
-    with pytest.raises(ValueError, match=r"have fewer: 2 \(1\)"):
-        tiny_trainer(n_support=1, n_query=1).fit(X, y)
+class _Unflattened(torch.nn.Module):
+    def forward(self, X):
+        return X[:, None, :]
 
 
-@pytest.mark.parametrize("name", ["n_support", "n_query"])
-@pytest.mark.parametrize("value", [0, -1])
-def test_non_positive_shots(digits, name, value):
-    with pytest.raises(ValueError, match=f"{name} must be an integer >= 1"):
-        tiny_trainer(**{name: value}).fit(digits["X_base"], digits["y_base"])
+def _frame(columns="abc"):
+    return pd.DataFrame(X4, columns=list(columns))
 
 
-def test_predict_before_fit():
-    with pytest.raises(NotFittedError):
-        PrototypicalClassifier().predict(X4)
-    with pytest.raises(NotFittedError):
-        tiny_trainer().transform(X4)
+def _fitted_on_frame():
+    return PrototypicalClassifier().fit(_frame(), Y4)
 
 
-def test_wrong_number_of_features():
-    clf = PrototypicalClassifier().fit(X4, Y4)
-    with pytest.raises(ValueError, match="X has 2 features, but PrototypicalClassifier"):
-        clf.predict(X4[:, :2])
+_TOO_SMALL_X = np.random.RandomState(0).rand(30, 4)
+_TOO_SMALL_Y = np.array(["a"] * 10 + ["b"] * 10 + ["small"] * 3 + ["tiny"] * 7)
+_ONE_EXAMPLE_Y = np.array([0] * 4 + [1] * 4 + [2])
+_NON_NUMERIC = np.array([["a", "b", "c"]] * 8, dtype=object)
+
+ERROR_CASES: list[ErrorCase] = [
+    # -- meta-training episodes -------------------------------------------
+    ErrorCase(
+        "trainer-n-way-too-large",
+        "``EpisodicTrainer(n_way=50)`` on data with 4 classes",
+        lambda: tiny_trainer(n_way=50).fit(X40, Y40),
+        ValueError,
+        r"n_way=50 is larger than the 4 classes available; lower n_way",
+        "Lower ``n_way`` to at most the number of base classes, or add classes.",
+    ),
+    ErrorCase(
+        "trainer-classes-too-small",
+        "Classes with fewer than ``n_support + n_query`` examples",
+        lambda: tiny_trainer(n_support=3, n_query=5).fit(_TOO_SMALL_X, _TOO_SMALL_Y),
+        ValueError,
+        r"n_support \+ n_query = 8 examples per class, but 2 classes have fewer: "
+        r"'small' \(3\), 'tiny' \(7\)",
+        "Lower ``n_support``/``n_query``, or drop the named classes.",
+    ),
+    ErrorCase(
+        "trainer-class-with-one-example",
+        "A class with a single example during meta-training",
+        lambda: tiny_trainer(n_support=1, n_query=1).fit(
+            X4[[*range(8), 0]], _ONE_EXAMPLE_Y
+        ),
+        ValueError,
+        r"n_support \+ n_query = 2 examples per class, but 1 classes have fewer: "
+        r"2 \(1\)",
+        "Every training class needs ``n_support + n_query`` examples: drop "
+        "singleton classes (or hold them out for the support set).",
+    ),
+    *[
+        ErrorCase(
+            f"trainer-{name}-{value}",
+            f"``EpisodicTrainer({name}={value})``",
+            lambda name=name, value=value: tiny_trainer(**{name: value}).fit(X40, Y40),
+            ValueError,
+            rf"{name} must be an integer >= 1, got {value}",
+            f"Pass ``{name}`` >= 1.",
+        )
+        for name in ("n_support", "n_query")
+        for value in (0, -1)
+    ],
+    ErrorCase(
+        "trainer-unknown-metric",
+        "``EpisodicTrainer(metric='manhattan')``",
+        lambda: tiny_trainer(metric="manhattan").fit(X40, Y40),
+        ValueError,
+        r"metric must be one of \('sqeuclidean', 'euclidean', 'cosine'\), "
+        r"got 'manhattan'",
+        "Use ``'sqeuclidean'`` (the paper's), ``'euclidean'`` or ``'cosine'``.",
+    ),
+    ErrorCase(
+        "trainer-nan",
+        "NaN in the meta-training data",
+        lambda: tiny_trainer().fit(_with(X40, 1, 1, np.nan), Y40),
+        ValueError,
+        r"Input X contains NaN",
+        "Impute or drop missing values before training.",
+    ),
+    ErrorCase(
+        "trainer-inf",
+        "Infinity in the meta-training data",
+        lambda: tiny_trainer().fit(_with(X40, 1, 1, np.inf), Y40),
+        ValueError,
+        r"Input X contains infinity",
+        "Clip or drop infinite values before training.",
+    ),
+    ErrorCase(
+        "trainer-non-numeric",
+        "Strings in the meta-training data",
+        lambda: tiny_trainer().fit(_NON_NUMERIC, Y4),
+        ValueError,
+        r"X must be numeric, but could not convert string to float.*OneHotEncoder",
+        "Encode text and categorical columns first (``OneHotEncoder`` in a "
+        "``Pipeline``).",
+    ),
+    ErrorCase(
+        "trainer-conv4-wrong-image-size",
+        "8x8 images (64 values a row) for a 28x28 ``Conv4``",
+        lambda: EpisodicTrainer(
+            Conv4, n_way=3, n_support=2, n_query=2, train_split=None, verbose=0
+        ).fit(np.zeros((40, 64), np.float32), Y40),
+        ValueError,
+        r"Conv4 expects rows of 784 values \(input_shape=\(1, 28, 28\)\), got 64\. "
+        r"Set input_shape",
+        "Set ``module__input_shape`` to the images' ``(channels, height, width)`` "
+        "(and fewer ``module__n_blocks`` for small images).",
+    ),
+    ErrorCase(
+        "trainer-transform-before-fit",
+        "``EpisodicTrainer.transform`` before ``fit``",
+        lambda: tiny_trainer().transform(X4),
+        NotFittedError,
+        r"This EpisodicTrainer instance is not fitted yet. Call 'fit'",
+        "Meta-train it with ``fit`` first, or load trained weights.",
+    ),
+    # -- the classifier -------------------------------------------------------
+    ErrorCase(
+        "predict-before-fit",
+        "``PrototypicalClassifier.predict`` before ``fit``",
+        lambda: PrototypicalClassifier().predict(X4),
+        NotFittedError,
+        r"This PrototypicalClassifier instance is not fitted yet. Call 'fit'",
+        "Fit it on a labelled support set first.",
+    ),
+    ErrorCase(
+        "fit-without-y",
+        "``fit(X)`` without labels",
+        lambda: PrototypicalClassifier().fit(X4, None),
+        ValueError,
+        r"requires y to be passed.*give the class label",
+        "Pass the support set's labels: ``fit(X, y)``.",
+    ),
+    ErrorCase(
+        "empty-support-set",
+        "An empty support set",
+        lambda: PrototypicalClassifier().fit(np.empty((0, 3)), []),
+        ValueError,
+        r"Found array with 0 sample\(s\)",
+        "Give at least one example of each of at least 2 classes.",
+    ),
+    ErrorCase(
+        "single-class",
+        "A support set with one class",
+        lambda: PrototypicalClassifier().fit(X4, np.zeros(8)),
+        ValueError,
+        r"needs at least 2 classes in y.*Add support examples of other classes",
+        "Add support examples of other classes.",
+    ),
+    ErrorCase(
+        "wrong-number-of-features",
+        "``predict`` on rows with another number of columns than ``fit``",
+        lambda: PrototypicalClassifier().fit(X4, Y4).predict(X4[:, :2]),
+        ValueError,
+        r"X has 2 features, but PrototypicalClassifier is expecting 3 features",
+        "Transform the query rows exactly as the support rows.",
+    ),
+    ErrorCase(
+        "wrong-sample-shape",
+        "``predict`` on images of another shape than ``fit``",
+        lambda: (
+            PrototypicalClassifier()
+            .fit(np.zeros((8, 1, 4, 4)), Y4)
+            .predict(np.zeros((8, 1, 2, 8)))
+        ),
+        ValueError,
+        r"X has samples of shape \(1, 2, 8\), but PrototypicalClassifier was "
+        r"fitted on samples of shape \(1, 4, 4\)",
+        "Reshape the queries like the support set.",
+    ),
+    ErrorCase(
+        "columns-differ-from-fit",
+        "``predict`` with a DataFrame whose columns differ from ``fit``",
+        lambda: _fitted_on_frame().predict(_frame("abz")),
+        ValueError,
+        r"The feature names should match those that were passed during fit",
+        "Rename or select the columns seen in ``fit`` (``feature_names_in_``).",
+    ),
+    ErrorCase(
+        "columns-reordered",
+        "``predict`` with the ``fit`` columns in another order",
+        lambda: _fitted_on_frame().predict(_frame("cba")),
+        ValueError,
+        r"Feature names must be in the same order as they were in fit",
+        "Reorder: ``X[clf.feature_names_in_]``.",
+    ),
+    *[
+        ErrorCase(
+            f"{where}-{name}",
+            f"{label} in the {'support set' if where == 'fit' else 'queries'}",
+            trigger,
+            ValueError,
+            rf"Input X contains {label}",
+            "Impute, clip or drop such values first (e.g. ``SimpleImputer``).",
+        )
+        for name, label, bad in (
+            ("nan", "NaN", _with(X4, 1, 1, np.nan)),
+            ("inf", "infinity", _with(X4, 1, 1, np.inf)),
+        )
+        for where, trigger in (
+            ("fit", lambda bad=bad: PrototypicalClassifier().fit(bad, Y4)),
+            (
+                "predict",
+                lambda bad=bad: PrototypicalClassifier().fit(X4, Y4).predict(bad),
+            ),
+        )
+    ],
+    ErrorCase(
+        "fit-non-numeric",
+        "Strings in the support set",
+        lambda: PrototypicalClassifier().fit(_NON_NUMERIC, Y4),
+        ValueError,
+        r"X must be numeric, but could not convert string to float.*OneHotEncoder",
+        "Encode text and categorical columns first (``OneHotEncoder`` in a "
+        "``Pipeline``).",
+    ),
+    ErrorCase(
+        "predict-non-numeric",
+        "Strings in the queries",
+        lambda: PrototypicalClassifier().fit(X4, Y4).predict(_NON_NUMERIC),
+        ValueError,
+        r"X must be numeric, but could not convert string to float",
+        "Encode the queries as the support set was encoded.",
+    ),
+    ErrorCase(
+        "conv4-wrong-image-size",
+        "8x8 images (64 values a row) for a 28x28 ``Conv4`` encoder",
+        lambda: PrototypicalClassifier(Conv4()).fit(np.zeros((8, 64)), Y4),
+        ValueError,
+        r"Conv4 expects rows of 784 values \(input_shape=\(1, 28, 28\)\), got 64\. "
+        r"Set input_shape",
+        "Build ``Conv4(input_shape=(1, 8, 8), n_blocks=3)`` for the images' size.",
+    ),
+    ErrorCase(
+        "conv4-wrong-image-shape",
+        "28x28 image arrays for a 16x16 ``Conv4`` encoder",
+        lambda: PrototypicalClassifier(Conv4(input_shape=(1, 16, 16))).fit(
+            np.zeros((8, 1, 28, 28)), Y4
+        ),
+        ValueError,
+        r"Conv4 expects images of shape \(1, 16, 16\), got \(1, 28, 28\)",
+        "Set ``input_shape`` to the images' ``(channels, height, width)``.",
+    ),
+    ErrorCase(
+        "unknown-metric",
+        "``PrototypicalClassifier(metric='manhattan')``",
+        lambda: PrototypicalClassifier(metric="manhattan").fit(X4, Y4),
+        InvalidParameterError,
+        r"The 'metric' parameter of PrototypicalClassifier must be a str among",
+        "Use ``'sqeuclidean'``, ``'euclidean'`` or ``'cosine'``.",
+    ),
+    *[
+        ErrorCase(
+            f"temperature-{value}",
+            f"``PrototypicalClassifier(temperature={value})``",
+            lambda value=value: PrototypicalClassifier(temperature=value).fit(X4, Y4),
+            InvalidParameterError,
+            r"The 'temperature' parameter of PrototypicalClassifier must be a "
+            r"float in the range \(0.0, inf\)",
+            "Pass a temperature > 0 (1.0 is the paper's softmax).",
+        )
+        for value in (0.0, -1.0)
+    ],
+    ErrorCase(
+        "batch-size-0",
+        "``PrototypicalClassifier(batch_size=0)``",
+        lambda: PrototypicalClassifier(batch_size=0).fit(X4, Y4),
+        InvalidParameterError,
+        r"The 'batch_size' parameter of PrototypicalClassifier must be an int "
+        r"in the range \[1, inf\)",
+        "Pass a positive number of rows per chunk.",
+    ),
+    ErrorCase(
+        "encoder-output-not-2d",
+        "An encoder module returning more than one dimension per row",
+        lambda: PrototypicalClassifier(_Unflattened()).fit(X4, Y4),
+        ValueError,
+        r"The encoder must return a 2-D tensor.*torch.nn.Flatten",
+        "End the module with ``torch.nn.Flatten()``.",
+    ),
+    ErrorCase(
+        "unusable-encoder",
+        "``encoder='conv4'`` (neither module nor transformer)",
+        lambda: PrototypicalClassifier(encoder="conv4").fit(X4, Y4),
+        TypeError,
+        r"encoder must be None, a torch.nn.Module, an EpisodicTrainer or a "
+        r"scikit-learn transformer, got str",
+        "Pass ``Conv4()``, a trainer or a transformer, not a name.",
+    ),
+    ErrorCase(
+        "sample-weight-length",
+        "``sample_weight`` with another length than ``X``",
+        lambda: PrototypicalClassifier().fit(X4, Y4, sample_weight=np.ones(3)),
+        ValueError,
+        r"Invalid sample_weight: sample_weight.shape == \(3,\), expected \(8,\)!"
+        r" Pass one weight per row of X, shape \(8,\), or None",
+        "Pass one weight per row of ``X``.",
+    ),
+    ErrorCase(
+        "sample-weight-negative",
+        "A negative ``sample_weight``",
+        lambda: PrototypicalClassifier().fit(X4, Y4, sample_weight=-np.ones(8)),
+        ValueError,
+        r"sample_weight must be non-negative, got -1.0; use 0 to ignore a sample",
+        "Use weights >= 0.",
+    ),
+    ErrorCase(
+        "sample-weight-zero-class",
+        "``sample_weight`` summing to 0 over a class",
+        lambda: PrototypicalClassifier().fit(
+            X4, Y4, sample_weight=[1, 1, 1, 1, 1, 1, 0, 0]
+        ),
+        ValueError,
+        r"sample_weight sums to zero for classes \[3\].*Give each class a "
+        r"positive weight",
+        "Give each class a positive total weight, or drop the class.",
+    ),
+    ErrorCase(
+        "encoder-on-another-device",
+        "An encoder whose weights are on another device than ``device``",
+        lambda: PrototypicalClassifier(MLP(in_features=3), device="meta").fit(X4, Y4),
+        ValueError,
+        r"device='meta' but the encoder's weights are on cpu\. Move the encoder "
+        r"\(encoder.to\('meta'\)\) or leave device=None",
+        "Move the encoder (``encoder.to(device)``) or leave ``device=None``; "
+        "the data always follows the encoder.",
+    ),
+    # -- the evaluation protocol ----------------------------------------------
+    ErrorCase(
+        "episodic-split-too-few-examples",
+        "``EpisodicSplit`` asking more examples than a class has",
+        lambda: list(EpisodicSplit(2, 1, 15).split(X4, Y4)),
+        ValueError,
+        r"n_shot \+ n_query = 16 examples per class, but 4 classes have fewer",
+        "Lower ``n_shot``/``n_query``.",
+    ),
+    ErrorCase(
+        "episodic-split-n-way-too-large",
+        "``EpisodicSplit(n_way=5)`` on 4 classes",
+        lambda: list(EpisodicSplit(5, 1, 1).split(X4, Y4)),
+        ValueError,
+        r"n_way=5 is larger than the 4 classes available; lower n_way",
+        "Lower ``n_way`` to at most the number of classes.",
+    ),
+]
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_nan_and_inf(bad):
-    X = X4.copy()
-    X[1, 1] = bad
-    with pytest.raises(ValueError, match="NaN|infinity"):
-        PrototypicalClassifier().fit(X, Y4)
-    with pytest.raises(ValueError, match="NaN|infinity"):
-        PrototypicalClassifier().fit(X4, Y4).predict(X)
-    with pytest.raises(ValueError, match="NaN|infinity"):
-        tiny_trainer().fit(X, Y4)
+def _load_generator():
+    """The docs script, as a module (it imports ERROR_CASES lazily)."""
+    return runpy.run_path(str(ROOT / "docs" / "generate_error_table.py"))
 
 
-def test_empty_support_set():
-    with pytest.raises(ValueError, match="0 sample"):
-        PrototypicalClassifier().fit(np.empty((0, 3)), [])
+@pytest.mark.parametrize("case", ERROR_CASES, ids=[c.id for c in ERROR_CASES])
+def test_bad_input(case: ErrorCase):
+    with pytest.raises(case.exception, match=case.match) as error:
+        case.trigger()
+    # The exact type: a subclass would make the documented type a lie.
+    assert error.type is case.exception
+    # The documentation shows the pattern as text: each piece is in the message.
+    for piece in _load_generator()["excerpt"](case.match).split(" … "):
+        assert piece in str(error.value)
 
 
-def test_single_class_support_set():
-    with pytest.raises(ValueError, match="at least 2 classes"):
-        PrototypicalClassifier().fit(X4, np.zeros(8))
+def test_ids_are_unique():
+    ids = [case.id for case in ERROR_CASES]
+    assert len(ids) == len(set(ids))
 
 
-def test_unknown_metric():
-    with pytest.raises(InvalidParameterError, match="'metric' parameter"):
-        PrototypicalClassifier(metric="manhattan").fit(X4, Y4)
-    with pytest.raises(ValueError, match="metric must be one of"):
-        tiny_trainer(metric="manhattan").fit(X4, Y4)
-
-
-@pytest.mark.parametrize("temperature", [0.0, -1.0])
-def test_non_positive_temperature(temperature):
-    with pytest.raises(InvalidParameterError, match="'temperature' parameter"):
-        PrototypicalClassifier(temperature=temperature).fit(X4, Y4)
-
-
-def test_encoder_output_not_2d():
-    class Unflattened(torch.nn.Module):
-        def forward(self, X):
-            return X[:, None, :]
-
-    with pytest.raises(ValueError, match="2-D tensor.*torch.nn.Flatten"):
-        PrototypicalClassifier(Unflattened()).fit(X4, Y4)
-
-
-def test_unusable_encoder_type():
-    with pytest.raises(TypeError, match="encoder must be None, a torch.nn.Module"):
-        PrototypicalClassifier(encoder="conv4").fit(X4, Y4)
-
-
-def test_sample_weight_errors():
-    with pytest.raises(ValueError, match="sample_weight"):
-        PrototypicalClassifier().fit(X4, Y4, sample_weight=np.ones(3))
-    with pytest.raises(ValueError, match="sums to zero for classes \\[3\\]"):
-        PrototypicalClassifier().fit(X4, Y4, sample_weight=[1, 1, 1, 1, 1, 1, 0, 0])
-
-
-def test_encoder_on_another_device_than_asked():
-    clf = PrototypicalClassifier(MLP(in_features=3), device="meta")
-    with pytest.raises(ValueError, match="device='meta' but the encoder's weights"):
-        clf.fit(X4, Y4)
-
-
-def test_episodic_split_errors():
-    with pytest.raises(ValueError, match="n_shot \\+ n_query = 16"):
-        list(EpisodicSplit(2, 1, 15).split(X4, Y4))
-    with pytest.raises(ValueError, match="n_way=5 is larger than the 4 classes"):
-        list(EpisodicSplit(5, 1, 1).split(X4, Y4))
+def test_error_table_in_the_docs_is_up_to_date():
+    """docs/user_guide/errors.rst is generated from ERROR_CASES."""
+    committed = (ROOT / "docs" / "user_guide" / "errors.rst").read_text()
+    assert committed == _load_generator()["render"](ERROR_CASES), (
+        "docs/user_guide/errors.rst is stale: run python docs/generate_error_table.py"
+    )

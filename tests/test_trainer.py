@@ -151,3 +151,27 @@ def test_string_and_integer_labels(digits):
     by_code = tiny_trainer().fit(X, codes)
     assert by_name.history[:, "train_loss"] == by_code.history[:, "train_loss"]
     assert isinstance(by_name, EpisodicTrainer)
+
+
+def test_bfloat16_mixed_precision_training(digits):
+    trainer = tiny_trainer(autocast_dtype="bfloat16").fit(
+        digits["X_base"], digits["y_base"]
+    )
+    assert all(np.isfinite(trainer.history[:, "train_loss"]))
+    embeddings = trainer.transform(digits["X_novel"][:5])
+    assert embeddings.dtype == np.float32
+    assert next(trainer.module_.parameters()).dtype == torch.float32
+
+
+def test_unknown_autocast_dtype(digits):
+    with pytest.raises(ValueError, match="autocast_dtype must be None, 'bfloat16'"):
+        tiny_trainer(autocast_dtype="int8").fit(digits["X_base"], digits["y_base"])
+
+
+def test_conv4_memory_layout_does_not_change_results():
+    torch.manual_seed(0)
+    fast = Conv4().eval()
+    plain = Conv4(channels_last=False).eval()
+    plain.load_state_dict(fast.state_dict())
+    X = torch.rand(4, 784)
+    torch.testing.assert_close(fast(X), plain(X), rtol=1e-4, atol=1e-5)

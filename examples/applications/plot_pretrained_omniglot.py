@@ -101,10 +101,28 @@ plt.show()
 #
 # One task is one draw. The paper's measure averages many random episodes of
 # the test classes (all rotations included); 100 episodes of 20-way 1-shot
-# give a quick estimate with its 95% confidence interval.
+# give a quick estimate with its 95% confidence interval. For comparison,
+# the identity encoder (``PrototypicalClassifier()``) takes class means of
+# the raw pixels.
 
 cv = EpisodicSplit(n_way=20, n_shot=1, n_query=15, n_episodes=100, random_state=0)
-mean, half_width = episodic_score(
-    PrototypicalClassifier(encoder), omniglot.data, omniglot.target, cv
-)
-print(f"20-way 1-shot accuracy: {mean:.1%} ± {half_width:.1%} (100 episodes)")
+for name, clf in [
+    ("pretrained encoder", PrototypicalClassifier(encoder)),
+    ("raw pixels", PrototypicalClassifier()),
+]:
+    mean, half_width = episodic_score(clf, omniglot.data, omniglot.target, cv)
+    print(f"20-way 1-shot, {name}: {mean:.1%} ± {half_width:.1%} (100 episodes)")
+
+# %%
+# Both rows use the same episodes and the same nearest-prototype rule; only
+# the space differs. A single drawing, compared pixel by pixel, says little
+# about another person's drawing of the same character; in the meta-trained
+# embedding it is enough.
+
+# %%
+# The reproduction measured all four settings of the paper's table over 1,000
+# episodes when it trained this encoder; the numbers travel in the weights
+# file, in percent:
+
+for cell, result in info["results"].items():
+    print(f"{cell}: {result['accuracy']:.1f} ± {result['ci95']:.1f}")

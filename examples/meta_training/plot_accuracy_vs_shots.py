@@ -33,8 +33,9 @@ torch.set_num_threads(2)
 # Meta-train on the base digits
 # -----------------------------
 #
-# The same set-up as ``python -m sklearn_protonet``: digits 0-4 (upright and
-# turned by 90 degrees) are the base classes, digits 5-9 the novel ones.
+# The classes of ``python -m sklearn_protonet``, with a shorter training:
+# digits 0-4 (upright and turned by 90 degrees) are the base classes, digits
+# 5-9 the novel ones.
 
 X, y = load_rotated_digits(rotations=(0, 90), return_X_y=True)
 digit = np.array([int(label[0]) for label in y])
@@ -47,8 +48,8 @@ trainer = EpisodicTrainer(
     n_way=10,
     n_support=5,
     n_query=10,
-    episodes_per_epoch=100,
-    max_epochs=5,
+    episodes_per_epoch=50,
+    max_epochs=4,
     train_split=None,
     verbose=0,
     random_state=0,
@@ -64,7 +65,7 @@ trainer.fit(X_base, y_base)
 # episode's support set; the fitted trainer inside it stays frozen. With a
 # fixed ``random_state`` both methods see exactly the same episodes.
 
-shots = [1, 2, 3, 5, 10]
+shots = [1, 2, 5, 10]
 methods = {
     "PrototypicalClassifier (meta-trained Conv4)": PrototypicalClassifier(trainer),
     "NearestCentroid (raw pixels)": NearestCentroid(),
@@ -72,7 +73,7 @@ methods = {
 scores = {name: [] for name in methods}
 for n_shot in shots:
     cv = EpisodicSplit(
-        n_way=5, n_shot=n_shot, n_query=15, n_episodes=200, random_state=0
+        n_way=5, n_shot=n_shot, n_query=15, n_episodes=100, random_state=0
     )
     for name, estimator in methods.items():
         with warnings.catch_warnings():
@@ -88,7 +89,7 @@ for n_shot in shots:
 # Accuracy against shots
 # ----------------------
 #
-# Error bars are the 95% confidence intervals over 200 episodes.
+# Error bars are the 95% confidence intervals over 100 episodes.
 
 fig, ax = plt.subplots(figsize=(7, 4.5))
 for name, marker in zip(methods, ["o", "s"], strict=True):
@@ -112,7 +113,12 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# The meta-trained embedding helps most where examples are scarcest: with one
-# example per class a pixel mean is a single, arbitrary image, while in the
-# embedding that one image already lands near where its class clusters. As
-# shots grow both methods improve and the gap narrows.
+# Both methods gain most from the first few extra examples per class. On
+# these tiny 8x8 digits the raw pixels are already a good space for
+# nearest-mean classification, and a short meta-training on five digits does
+# not beat them: the two curves stay within about a point of each other.
+# Meta-training pays off when pixels are a poor space and the base classes
+# are many and varied, as with Omniglot's 4,800 training classes, where the
+# pretrained encoder far outperforms pixel centroids (see
+# :ref:`sphx_glr_auto_examples_applications_plot_pretrained_omniglot.py`).
+# Measure on your own data with ``EpisodicSplit`` before choosing.

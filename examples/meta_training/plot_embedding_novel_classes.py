@@ -48,7 +48,7 @@ print(f"{len(np.unique(y_base))} base classes, {len(np.unique(y_novel))} novel c
 # class, a prototype per class from the support images, and a cross-entropy
 # step on the queries' distances. Two convolutional blocks suit 8x8 images;
 # :class:`~sklearn_protonet.modules.RandomShift` shifts the training images by
-# up to one pixel. Five epochs of 100 episodes take a few seconds.
+# up to one pixel. Four epochs of 50 episodes take a few seconds.
 
 shape = (1, 8, 8)
 trainer = EpisodicTrainer(
@@ -56,8 +56,8 @@ trainer = EpisodicTrainer(
     n_way=10,
     n_support=5,
     n_query=10,
-    episodes_per_epoch=100,
-    max_epochs=5,
+    episodes_per_epoch=50,
+    max_epochs=4,
     train_split=None,
     verbose=0,
     random_state=0,

@@ -46,13 +46,13 @@ trainer = EpisodicTrainer(
     n_way=5,
     n_support=5,
     n_query=10,
-    episodes_per_epoch=50,
-    valid_episodes=50,
-    max_epochs=15,
+    episodes_per_epoch=40,
+    valid_episodes=40,
+    max_epochs=10,
     train_split=ClassSplit(valid_size=6, random_state=0),
     callbacks=[
         EarlyStopping(
-            monitor="valid_acc", lower_is_better=False, patience=4, load_best=True
+            monitor="valid_acc", lower_is_better=False, patience=3, load_best=True
         ),
     ],
     random_state=0,
@@ -78,7 +78,7 @@ fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
 loss_ax.plot(epochs, history[:, "train_loss"], "o-", label="train_loss")
 loss_ax.plot(epochs, history[:, "valid_loss"], "o-", label="valid_loss")
 loss_ax.set(
-    xlabel="epoch (50 episodes)",
+    xlabel="epoch (40 episodes)",
     ylabel="cross-entropy of the queries",
     title="Episodic loss",
 )
@@ -96,7 +96,7 @@ acc_ax.annotate(
     arrowprops={"arrowstyle": "->", "color": "0.4"},
 )
 acc_ax.set(
-    xlabel="epoch (50 episodes)",
+    xlabel="epoch (40 episodes)",
     ylabel="5-way 5-shot query accuracy",
     title="Episode accuracy",
 )

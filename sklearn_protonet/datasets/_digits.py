@@ -47,7 +47,7 @@ def load_rotated_digits(
     --------
     >>> from sklearn_protonet.datasets import load_rotated_digits
     >>> X, y = load_rotated_digits(digits=[0, 1], return_X_y=True)
-    >>> X.shape, sorted(set(y))
+    >>> X.shape, sorted(set(y.tolist()))
     ((720, 64), ['0/rot000', '0/rot090', '1/rot000', '1/rot090'])
     """
     bad = [r for r in rotations if r % 90]
