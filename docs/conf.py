@@ -70,6 +70,19 @@ autodoc_typehints = "none"  # the numpydoc sections already give the types
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 
+
+def _escape_trailing_underscores(app, what, name, obj, options, lines):
+    """Shape strings such as ``(n_features_in_,)`` in docstrings are plain
+    text, but reStructuredText reads ``n_features_in_`` as a link to a target
+    of that name; render them as literals instead."""
+    for i, line in enumerate(lines):
+        lines[i] = re.sub(r"(?<![`\w])\((\w+_),\)", r"(``\1``,)", line)
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _escape_trailing_underscores)
+
+
 # -- Gallery -----------------------------------------------------------------
 
 sphinx_gallery_conf = {

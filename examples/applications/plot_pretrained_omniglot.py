@@ -47,11 +47,11 @@ print(omniglot.images.shape, "images of", len(omniglot.target_names), "test clas
 # A 10-way 1-shot task
 # --------------------
 #
-# Ten upright characters of one test alphabet. Each was drawn by 20 people:
-# the first drawing of each character is the whole training set, four
-# others are the queries.
+# Ten upright characters of one test alphabet, Tibetan. Each was drawn by 20
+# people: the first drawing of each character is the whole training set, four
+# others are the queries. Class names read ``Alphabet/characterNN/rotDDD``.
 
-alphabet = omniglot.target[0].split("/")[0]
+alphabet = "Tibetan"
 characters = [
     name
     for name in omniglot.target_names

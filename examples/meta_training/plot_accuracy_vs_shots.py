@@ -101,7 +101,7 @@ ax.set(
     xscale="log",
     xticks=shots,
     xticklabels=shots,
-    ylim=(40, 100),
+    ylim=(70, 100),
     xlabel="shots (support examples per class)",
     ylabel="accuracy (%)",
     title="5-way episodes on the novel digits 5-9",

@@ -105,8 +105,11 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# Training accuracy keeps rising while accuracy on the held-out classes
-# levels off: past that point the encoder improves on the classes it trains
-# on more than on new ones. With ``load_best=True`` the trainer ends with the
-# weights of the epoch marked above. Once the settings are chosen, meta-train
-# on all base classes (``train_split=None``) for the final encoder.
+# Accuracy on the held-out classes rises fast, then levels off; that plateau,
+# not the training accuracy, tells how well the encoder serves new classes.
+# Training accuracy starts lower because it is measured while the encoder
+# learns and on randomly shifted images. ``EarlyStopping`` stops once
+# ``valid_acc`` has not improved for 3 epochs and, with ``load_best=True``,
+# the trainer ends with the weights of the epoch marked above. Once the
+# settings are chosen, meta-train on all base classes (``train_split=None``)
+# for the final encoder.
