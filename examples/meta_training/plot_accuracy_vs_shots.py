@@ -116,7 +116,8 @@ plt.show()
 # Both methods gain most from the first few extra examples per class. On
 # these tiny 8x8 digits the raw pixels are already a good space for
 # nearest-mean classification, and a short meta-training on five digits does
-# not beat them: the two curves stay within about a point of each other.
+# not clearly beat them: the curves are close, with the pixels ahead at one
+# shot.
 # Meta-training pays off when pixels are a poor space and the base classes
 # are many and varied, as with Omniglot's 4,800 training classes, where the
 # pretrained encoder far outperforms pixel centroids (see

@@ -141,8 +141,8 @@ plt.show()
 
 # %%
 # The encoder never saw a 5, 6, 7, 8 or 9 while training, yet it maps them
-# to clusters about as separable as the pixels are, with the 6s and 7s well
-# apart and the 5s, 8s and 9s overlapping in both pictures. Two principal
-# components show only part of a 256-dimensional embedding, so clusters that
-# overlap here can still be apart in the full space: the accuracies printed
-# above are the measure that counts.
+# to clusters about as separable as the pixels are: in both pictures the 6s
+# stand apart while other digits overlap. Two principal components show only
+# part of a 256-dimensional embedding, so clusters that overlap here can
+# still be apart in the full space: the accuracies printed above are the
+# measure that counts.

@@ -59,7 +59,8 @@ trainer = EpisodicTrainer(
 )
 
 # %%
-# skorch prints one line per epoch; ``+`` marks the best scores so far.
+# skorch prints one line per epoch (in a terminal, it highlights the best
+# scores so far).
 
 trainer.fit(X, y)
 

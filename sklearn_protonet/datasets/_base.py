@@ -83,8 +83,8 @@ def get_cache_home() -> Path:
        and not empty;
     3. ``~/.cache/sklearn_protonet``.
 
-    Loaders write caches here when ``SKLEARN_PROTONET_CACHE`` is set, or
-    when the data home itself is not writable.
+    Loaders write caches here when the data home itself is not writable
+    (no write bits, or a write fails).
 
     Returns
     -------

@@ -322,22 +322,28 @@ def _atomic_write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
         raise
 
 
-def _cache_first() -> bool:
-    """An explicitly set ``SKLEARN_PROTONET_CACHE`` beats the data home."""
-    return bool(os.environ.get("SKLEARN_PROTONET_CACHE"))
+def _has_write_bits(folder: Path) -> bool:
+    """Whether the folder is meant to be written: some write bit is set.
+
+    Root can write into folders whose write bits are all cleared (a shared
+    data home laid out read-only); honour the bits rather than the privilege.
+    """
+    try:
+        return bool(folder.stat().st_mode & 0o222)
+    except OSError:
+        return False
 
 
 def _write_cache(folder: Path, name: str, arrays: Mapping[str, np.ndarray]) -> None:
     """Write the cache in the data home when possible, else in the cache home.
 
-    An explicitly set ``SKLEARN_PROTONET_CACHE`` is tried first, so shared or
-    read-only data homes (CI) stay untouched even where root could write.
-    Writability is decided by really writing: ``os.access`` says yes to root
-    on read-only-permission folders and cannot see read-only mounts.
+    The data home counts as writable when it has write bits and a real write
+    succeeds: ``os.access`` says yes to root on read-only-permission folders
+    and cannot see read-only mounts.
     """
     errors = []
-    targets = [folder, None]  # None: the cache home, created on demand
-    for target in reversed(targets) if _cache_first() else targets:
+    targets = [folder, None] if _has_write_bits(folder) else [None]
+    for target in targets:  # None: the cache home, created on demand
         try:
             _atomic_write_npz((target or get_cache_home()) / name, arrays)
             return
@@ -358,8 +364,6 @@ def _load_base(folder: Path, image_size: int) -> tuple[dict[str, Any] | None, st
         folder / _cache_name(image_size),
         _resolve_cache_home() / _cache_name(image_size),
     ]
-    if _cache_first():
-        candidates.reverse()
     for path in candidates:
         try:
             found = path.is_file()
