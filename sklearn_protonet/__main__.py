@@ -40,6 +40,9 @@ def run_digits(args: argparse.Namespace) -> str:
     digit = np.array([int(label[0]) for label in y])
     base, novel = digit < 5, digit >= 5
     shape = (1, 8, 8)
+    # A module instance is initialised when built, before the trainer's
+    # random_state applies: seed its construction too, for a reproducible run.
+    torch.manual_seed(args.seed)
     trainer = EpisodicTrainer(
         nn.Sequential(RandomShift(shape, max_shift=1), Conv4(shape, n_blocks=2)),
         n_way=10,

@@ -283,7 +283,9 @@ class EpisodicTrainer(NeuralNet):
         Rows per forward pass in ``transform`` (episodes set their own size).
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation and the episodes, so a run on CPU is
-        reproducible.
+        reproducible. A ``module`` passed as an instance keeps the weights it
+        was built with: pass the class (and ``module__*`` arguments), or seed
+        torch before building the instance.
     autocast_dtype : {None, "bfloat16", "float16"}, default=None
         Run the encoder's forward pass during meta-training under
         ``torch.autocast`` with this dtype (mixed precision). ``"bfloat16"``
