@@ -9,7 +9,7 @@ import torch
 
 from sklearn_protonet import EpisodicTrainer
 from sklearn_protonet.datasets import load_rotated_digits
-from sklearn_protonet.modules import MLP
+from sklearn_protonet.modules import MLP, Conv4
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +57,15 @@ def fitted_trainer(digits):
     return trainer.fit(digits["X_base"], digits["y_base"])
 
 
-def omniglot_data_home():
+SPLITS = ("train", "val", "trainval", "test")
+OMNIGLOT_FILES = [
+    "omniglot/images_background.zip",
+    "omniglot/images_evaluation.zip",
+    *(f"omniglot/splits/vinyals/{split}.txt" for split in SPLITS),
+]
+
+
+def omniglot_data_home() -> Path:
     """The Omniglot data home: $SKLEARN_PROTONET_DATA, else ../shared/data.
 
     Missing data fails the test in CI (which must run it) and skips it elsewhere.
@@ -65,13 +73,33 @@ def omniglot_data_home():
     home = Path(
         os.environ.get("SKLEARN_PROTONET_DATA")
         or Path(__file__).resolve().parents[2] / "shared" / "data"
-    )
-    if not (home / "omniglot" / "images_background.zip").is_file():
-        message = f"Omniglot data not found in {home}/omniglot"
+    ).expanduser()
+    missing = [rel for rel in OMNIGLOT_FILES if not (home / rel).is_file()]
+    if missing:
+        message = f"Omniglot data not found in {home} (missing {missing})"
         if os.environ.get("CI"):
             pytest.fail(message + " (CI must run these tests)")
         pytest.skip(message)
     return home
+
+
+def tiny_conv4_trainer(**params) -> EpisodicTrainer:
+    """A narrow Conv4 on 8x8 images: BatchNorm makes train and eval mode differ."""
+    defaults = dict(
+        module=Conv4,
+        module__input_shape=(1, 8, 8),
+        module__hidden_channels=4,
+        module__n_blocks=3,
+        n_way=3,
+        n_support=2,
+        n_query=2,
+        episodes_per_epoch=3,
+        max_epochs=1,
+        train_split=None,
+        verbose=0,
+        random_state=0,
+    )
+    return EpisodicTrainer(**{**defaults, **params})
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,10 @@ import torch
 from joblib import parallel_config
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
-from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
+from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet.model_selection import EpisodicSplit
-from sklearn_protonet.modules import Conv4
 
-from .conftest import tiny_trainer
+from .conftest import tiny_conv4_trainer, tiny_trainer
 
 
 @pytest.fixture(scope="module")
@@ -48,31 +47,15 @@ def test_cross_val_score_with_loky_processes(data, fitted_trainer):
     np.testing.assert_allclose(parallel, serial)
 
 
-def _conv_trainer(X, y) -> EpisodicTrainer:
-    """A meta-trained Conv4: BatchNorm makes train and eval mode differ."""
-    return EpisodicTrainer(
-        Conv4,
-        module__input_shape=(1, 8, 8),
-        module__hidden_channels=8,
-        module__n_blocks=3,
-        n_way=5,
-        n_support=2,
-        n_query=2,
-        episodes_per_epoch=5,
-        max_epochs=1,
-        train_split=None,
-        verbose=0,
-        random_state=0,
-    ).fit(X, y)
-
-
 @pytest.mark.parametrize("encoder", ["identity", "conv4-trainer"])
 def test_two_threads_predict_like_one(encoder, data, digits):
     X, y = data
     if encoder == "identity":
         clf = PrototypicalClassifier(batch_size=7).fit(X[::3], y[::3])
     else:
-        trainer = _conv_trainer(digits["X_base"], digits["y_base"])
+        trainer = tiny_conv4_trainer(
+            module__hidden_channels=8, n_way=5, episodes_per_epoch=5
+        ).fit(digits["X_base"], digits["y_base"])
         # As skorch leaves it after training: in train mode.
         assert trainer.module_.training
         clf = PrototypicalClassifier(trainer, batch_size=7).fit(X[::3], y[::3])

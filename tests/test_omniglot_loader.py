@@ -10,7 +10,6 @@ real one is never written to.
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
 import time
@@ -25,20 +24,12 @@ from PIL import Image, ImageOps
 from sklearn_protonet.datasets import _omniglot, get_data_home, load_omniglot
 from sklearn_protonet.datasets._base import get_cache_home
 
+from .conftest import OMNIGLOT_FILES, omniglot_data_home
+
 ZIPS = ("images_background.zip", "images_evaluation.zip")
 SPLITS = ("train", "val", "trainval", "test")
-REQUIRED = [f"omniglot/{z}" for z in ZIPS] + [
-    f"omniglot/splits/vinyals/{s}.txt" for s in SPLITS
-]
+REQUIRED = OMNIGLOT_FILES
 CACHE_NAME = _omniglot._cache_name(28)
-
-
-def _source_home() -> Path:
-    env = os.environ.get("SKLEARN_PROTONET_DATA")
-    if env:
-        return Path(env).expanduser()
-    # The repository sits beside shared/ (here and in CI).
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _copy_home(src: Path, dst: Path) -> Path:
@@ -51,14 +42,7 @@ def _copy_home(src: Path, dst: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def source_home() -> Path:
-    home = _source_home()
-    missing = [rel for rel in REQUIRED if not (home / rel).is_file()]
-    if missing:
-        msg = f"Omniglot data not found in {home} (missing {missing})"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return home
+    return omniglot_data_home()
 
 
 @pytest.fixture(scope="module")

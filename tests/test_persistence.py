@@ -27,11 +27,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skops.io.exceptions import UntrustedTypesFoundException
 
-from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier, persistence
+from sklearn_protonet import PrototypicalClassifier, persistence
 from sklearn_protonet.modules import MLP, Conv4
 from sklearn_protonet.pretrained import load_encoder, save_encoder
 
-from .conftest import tiny_trainer
+from .conftest import tiny_conv4_trainer, tiny_trainer
 
 
 class _Payload:
@@ -243,7 +243,7 @@ def test_foreign_and_corrupt_files_fail_cleanly(tmp_path):
 
     other = tmp_path / "encoder.safetensors"
     X = np.random.RandomState(0).rand(40, 64).astype(np.float32)
-    save_encoder(_conv4_trainer().fit(X, np.repeat(np.arange(4), 10)), other)
+    save_encoder(tiny_conv4_trainer().fit(X, np.repeat(np.arange(4), 10)), other)
     with pytest.raises(ValueError, match="not a sklearn-protonet classifier file"):
         persistence.load_classifier(other)
 
@@ -361,26 +361,9 @@ def test_trainer_accepts_torch_load_kwargs():
     assert tiny_trainer().torch_load_kwargs is None  # skorch: weights_only=True
 
 
-def _conv4_trainer() -> EpisodicTrainer:
-    return EpisodicTrainer(
-        Conv4,
-        module__input_shape=(1, 8, 8),
-        module__hidden_channels=4,
-        module__n_blocks=3,
-        n_way=3,
-        n_support=2,
-        n_query=2,
-        episodes_per_epoch=3,
-        max_epochs=1,
-        train_split=None,
-        verbose=0,
-        random_state=0,
-    )
-
-
 def test_conv4_encoder_through_safetensors(tmp_path):
     X = np.random.RandomState(0).rand(40, 64).astype(np.float32)
-    trainer = _conv4_trainer().fit(X, np.repeat(np.arange(4), 10))
+    trainer = tiny_conv4_trainer().fit(X, np.repeat(np.arange(4), 10))
     save_encoder(trainer, tmp_path / "conv4.safetensors")
     loaded = load_encoder(tmp_path / "conv4.safetensors")
     np.testing.assert_array_equal(loaded.transform(X), trainer.transform(X))
