@@ -4,8 +4,9 @@
     python benchmarks/omniglot.py --profile paper --device cuda
 
 Writes benchmarks/results/omniglot-<profile>.json and .md; with
---save-weights, also the trained encoder (as shipped in
-sklearn_protonet/pretrained/omniglot-conv4.safetensors).
+--save-weights DIR, also the trained encoders as
+DIR/omniglot-conv4-<shot>shot.safetensors (the shipped ones were made with
+--save-weights sklearn_protonet/pretrained).
 """
 
 import sys

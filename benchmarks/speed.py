@@ -1,43 +1,59 @@
 """Speed benchmarks, measured side by side in one process.
 
-    python benchmarks/speed.py [--rounds 3] [--episodes 10] [--device cpu]
+    python benchmarks/speed.py [--rounds 5] [--episodes 10] [--compile]
 
-Runs interleaved rounds (A, B, C, A, B, C, ...) so machine noise hits every
-contender alike, and reports medians and ratios. Writes
-benchmarks/results/speed[-<device>].json and .md:
+Runs interleaved rounds (A, B, C, C, B, A, ...) so machine noise hits every
+contender alike, and reports each one's best round and the ratios. CPU only.
+Writes benchmarks/results/speed.json and .md:
 
 1. meta-training throughput on Conv4 with the paper's episode (60-way,
    5 support + 5 query, 1x28x28): EpisodicTrainer (default settings, and the
    best settings: bfloat16 mixed precision) against a plain PyTorch episodic
    loop with the same module;
 2. PrototypicalClassifier.predict / predict_proba against the raw module's
-   forward under torch.inference_mode on the same batch;
+   forward under torch.inference_mode on the same 10,000 images, in one call
+   and in calls of the classifier's batch_size (ratios to the faster);
 3. fit latency for 5-way 5-shot and 1,000-way 5-shot support sets;
 4. the identity encoder against sklearn's NearestCentroid, fit + predict of
    100,000 x 100 with 10 classes;
-5. achieved GFLOP/s of Conv4 forward+backward against a large float32 matmul.
+5. achieved GFLOP/s of Conv4 forward+backward against a large float32 matmul;
+6. each speed lever's effect on one training step of that episode, added
+   one at a time (``--compile`` adds torch.compile, which compiles for about
+   a minute first);
+7. two trainings (bfloat16) one after the other on all threads against the
+   same two side by side in two processes of one thread each;
+8. one training step in fresh processes with glibc's default malloc against
+   sklearn_protonet.runtime.keep_freed_memory().
+
+Sections 1-7 run with keep_freed_memory() applied (as the command line
+does), unless --default-malloc.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import platform
-import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import sklearn
 import skorch
 import torch
+from joblib import Parallel, delayed
 from sklearn.neighbors import NearestCentroid
+from torch import nn
 
 import sklearn_protonet
 from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet.episodes import EpisodeSampler
 from sklearn_protonet.modules import Conv4
+from sklearn_protonet.runtime import keep_freed_memory
 from sklearn_protonet.trainer import episode_logits
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,12 +68,19 @@ def fake_omniglot(n_classes: int = 1200, per_class: int = 20, seed: int = 0):
 
 
 def interleaved(contenders: dict[str, Callable[[], float]], rounds: int):
-    """Run each contender once per round, in turn; return median seconds."""
+    """Run each contender once per round, in turn, reversing the order every
+    other round; return each one's best time.
+
+    On a shared machine noise only ever adds time, so the best of several
+    rounds estimates the undisturbed cost; reversing the order cancels any
+    advantage of running first or after a particular contender.
+    """
     times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, run in contenders.items():
-            times[name].append(run())
-    return {name: statistics.median(t) for name, t in times.items()}
+    for round_ in range(rounds):
+        names = list(contenders) if round_ % 2 == 0 else list(contenders)[::-1]
+        for name in names:
+            times[name].append(contenders[name]())
+    return {name: min(t) for name, t in times.items()}
 
 
 def plain_loop(X: torch.Tensor, y: np.ndarray, n_episodes: int, seed: int):
@@ -102,6 +125,73 @@ def trainer_run(X: np.ndarray, y: np.ndarray, n_episodes: int, seed: int, **para
     return time.perf_counter() - start
 
 
+def _single_threaded_run(X, y, n_episodes, seed, keep_memory):
+    torch.set_num_threads(1)
+    if keep_memory:
+        keep_freed_memory()
+    return trainer_run(X, y, n_episodes, seed, autocast_dtype="bfloat16")
+
+
+def two_trainings(X, y, n_episodes: int, keep_memory: bool):
+    """Timers for two trainings in turn (all threads) and side by side."""
+    workers = Parallel(n_jobs=2, max_nbytes=None)
+
+    def in_turn():
+        start = time.perf_counter()
+        for seed in (0, 1):
+            trainer_run(X, y, n_episodes, seed, autocast_dtype="bfloat16")
+        return time.perf_counter() - start
+
+    def side_by_side():
+        start = time.perf_counter()
+        workers(
+            delayed(_single_threaded_run)(X, y, n_episodes, seed, keep_memory)
+            for seed in (0, 1)
+        )
+        return time.perf_counter() - start
+
+    side_by_side()  # start the worker processes outside the timings
+    return {
+        "in turn, all threads each": in_turn,
+        "side by side, 1 thread each": side_by_side,
+    }
+
+
+def _step_seconds_in_fresh_process(keep_memory: bool) -> dict[str, float]:
+    if keep_memory:
+        keep_freed_memory()
+    torch.manual_seed(0)
+    episode = (torch.rand(N_WAY * (N_SUPPORT + N_QUERY), 784) > 0.8).float()
+    return {
+        dtype: training_step(Conv4(), episode, autocast=dtype == "bfloat16")()
+        for dtype in ("float32", "bfloat16")
+    }
+
+
+def allocator(rounds: int) -> dict:
+    """Seconds per training step in fresh processes (malloc settings cannot
+    be undone within one), default malloc against keep_freed_memory()."""
+    times: dict[bool, list[dict]] = {False: [], True: []}
+    for round_ in range(rounds):
+        for keep in (False, True) if round_ % 2 == 0 else (True, False):
+            with ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn")
+            ) as pool:
+                times[keep].append(
+                    pool.submit(_step_seconds_in_fresh_process, keep).result()
+                )
+    out = {}
+    for dtype in ("float32", "bfloat16"):
+        default = min(t[dtype] for t in times[False])
+        kept = min(t[dtype] for t in times[True])
+        out[dtype] = {
+            "default_malloc_seconds": default,
+            "keep_freed_memory_seconds": kept,
+            "speed_up": default / kept,
+        }
+    return out
+
+
 def conv4_flops_per_image(input_shape=(1, 28, 28), channels=64, n_blocks=4) -> float:
     """Multiply-adds x 2 of Conv4's convolutions for one image (forward)."""
     c_in, h, w = input_shape
@@ -112,14 +202,89 @@ def conv4_flops_per_image(input_shape=(1, 28, 28), channels=64, n_blocks=4) -> f
     return flops
 
 
+def papers_block_order(module: Conv4) -> Conv4:
+    """Conv4 with the paper's [conv, BatchNorm, ReLU, max-pool] order (ours
+    pools before the ReLU, which computes the same function)."""
+    for block in module.encoder:
+        block[2], block[3] = nn.ReLU(), nn.MaxPool2d(2)
+    return module
+
+
+def training_step(module: nn.Module, episode: torch.Tensor, autocast: bool):
+    """One episodic step on ``episode`` (support rows first), as a timer."""
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    way = torch.arange(N_WAY)
+    target = {
+        "support": way.repeat_interleave(N_SUPPORT),
+        "query": way.repeat_interleave(N_QUERY),
+    }
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            embeddings = module(episode).float()
+        logits, codes = episode_logits(embeddings, target)
+        loss = torch.nn.functional.cross_entropy(logits, codes)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up (and compilation, for a compiled module)
+
+    def run(n_steps: int = 3) -> float:
+        start = time.perf_counter()
+        for _ in range(n_steps):
+            step()
+        return (time.perf_counter() - start) / n_steps
+
+    return run
+
+
+def levers(episode: torch.Tensor, rounds: int, compile_: bool) -> dict:
+    """Seconds per training step as each lever is added, side by side."""
+    torch.manual_seed(0)
+    variants = {
+        "paper's block order, contiguous layout, float32": (
+            papers_block_order(Conv4(channels_last=False)),
+            False,
+        ),
+        "+ channels_last": (papers_block_order(Conv4()), False),
+        "+ max-pool before ReLU (Conv4 default)": (Conv4(), False),
+        "+ bfloat16 autocast": (Conv4(), True),
+    }
+    if compile_:
+        variants["+ torch.compile"] = (torch.compile(Conv4()), True)
+    steps = {
+        name: training_step(module, episode, autocast)
+        for name, (module, autocast) in variants.items()
+    }
+    seconds = interleaved(steps, rounds)
+    first = next(iter(seconds.values()))
+    previous = first
+    out = {}
+    for name, s in seconds.items():
+        out[name] = {
+            "seconds_per_step": s,
+            "vs_previous": previous / s,
+            "vs_first": first / s,
+        }
+        previous = s
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--episodes", type=int, default=10, help="per timing")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time torch.compile (slow)"
+    )
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="run sections 1-7 without keep_freed_memory()",
+    )
     args = parser.parse_args()
-    if args.device != "cpu":
-        raise SystemExit("Only --device cpu is implemented in this script.")
+    keep_memory = not args.default_malloc and keep_freed_memory()
     torch.manual_seed(0)
     X, y = fake_omniglot()
     X_tensor = torch.from_numpy(X)
@@ -154,11 +319,18 @@ def main() -> int:
     support = np.concatenate([np.flatnonzero(y == c)[:5] for c in range(5)])
     clf = PrototypicalClassifier(module).fit(X[support], y[support])
 
-    def raw_forward():
-        start = time.perf_counter()
-        with torch.inference_mode():
-            module(torch.from_numpy(batch))
-        return time.perf_counter() - start
+    def raw_forward(rows: int):
+        """The module alone, ``rows`` images per call."""
+
+        def run():
+            start = time.perf_counter()
+            with torch.inference_mode():
+                images = torch.from_numpy(batch)
+                for first in range(0, len(images), rows):
+                    module(images[first : first + rows])
+            return time.perf_counter() - start
+
+        return run
 
     def timed(method):
         def run():
@@ -168,18 +340,25 @@ def main() -> int:
 
         return run
 
+    # Two baselines: one call on all 10,000 images (its speed depends on how
+    # cheaply the process gets 2 GB of activations), and calls on chunks of
+    # the classifier's batch_size.
+    one_call = "raw module forward, one call"
+    chunked = f"raw module forward, {clf.batch_size}-row calls"
     seconds = interleaved(
         {
-            "raw module forward": raw_forward,
+            one_call: raw_forward(len(batch)),
+            chunked: raw_forward(clf.batch_size),
             "predict": timed("predict"),
             "predict_proba": timed("predict_proba"),
         },
         args.rounds,
     )
+    best_raw = min(seconds[one_call], seconds[chunked])
     report["prediction"] = {
         name: {
             "images_per_s": len(batch) / s,
-            "vs_raw_forward": seconds["raw module forward"] / s,
+            "vs_best_raw_forward": best_raw / s,
         }
         for name, s in seconds.items()
     }
@@ -255,6 +434,23 @@ def main() -> int:
         "conv4_fraction_of_matmul": conv4_gflops / matmul_gflops,
     }
 
+    # 6. The levers, one at a time.
+    report["levers"] = levers(episode, args.rounds, args.compile)
+
+    # 7. Two trainings: in turn or side by side.
+    seconds = interleaved(two_trainings(X, y, n, keep_memory), args.rounds)
+    report["two_trainings"] = {
+        name: {
+            "seconds": s,
+            "episodes_per_s": 2 * n / s,
+            "vs_in_turn": seconds["in turn, all threads each"] / s,
+        }
+        for name, s in seconds.items()
+    }
+
+    # 8. The allocator, in fresh processes.
+    report["allocator"] = allocator(args.rounds)
+
     report["environment"] = {
         "sklearn_protonet": sklearn_protonet.__version__,
         "torch": torch.__version__,
@@ -263,7 +459,10 @@ def main() -> int:
         "numpy": np.__version__,
         "python": platform.python_version(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "keep_freed_memory": keep_memory,
         "torch_threads": torch.get_num_threads(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "rounds": args.rounds,
         "episodes_per_timing": args.episodes,
     }
@@ -276,7 +475,17 @@ def main() -> int:
 
 
 def render(report: dict) -> str:
-    lines = ["| measurement | value | ratio |", "| --- | --- | --- |"]
+    env = report["environment"]
+    lines = [
+        f"{env['cpu_count']} CPUs ({env['processor']}), torch {env['torch']} with "
+        f"{env['torch_threads']} threads, {env['date']}; best of "
+        f"{env['rounds']} interleaved rounds; malloc: "
+        + ("keep_freed_memory()" if env["keep_freed_memory"] else "default")
+        + " (last table: both). Produced by `python benchmarks/speed.py`.",
+        "",
+        "| measurement | value | ratio |",
+        "| --- | --- | --- |",
+    ]
     for name, r in report["meta_training"].items():
         lines.append(
             f"| meta-training, {name} | {r['episodes_per_s']:.2f} episodes/s "
@@ -286,7 +495,7 @@ def render(report: dict) -> str:
     for name, r in report["prediction"].items():
         lines.append(
             f"| prediction, {name} | {r['images_per_s']:.0f} images/s "
-            f"| {r['vs_raw_forward']:.2f}x raw forward |"
+            f"| {r['vs_best_raw_forward']:.2f}x the faster raw forward |"
         )
     for name, ms in report["fit_latency_ms"].items():
         lines.append(f"| fit latency, {name} | {ms:.1f} ms | |")
@@ -301,6 +510,34 @@ def render(report: dict) -> str:
         f"| {g['conv4_fraction_of_matmul']:.2f}x a float32 matmul "
         f"({g['float32 matmul 2048x2048']:.1f} GFLOP/s) |"
     )
+    lines += [
+        "",
+        "| training step, 60-way 5+5 Conv4 | s / step | speed-up | total |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, r in report["levers"].items():
+        lines.append(
+            f"| {name} | {r['seconds_per_step']:.3f} | {r['vs_previous']:.2f}x "
+            f"| {r['vs_first']:.2f}x |"
+        )
+    lines += [
+        "",
+        "| two 60-way 5+5 trainings (bfloat16) | episodes/s | speed-up |",
+        "| --- | --- | --- |",
+    ]
+    for name, r in report["two_trainings"].items():
+        lines.append(f"| {name} | {r['episodes_per_s']:.2f} | {r['vs_in_turn']:.2f}x |")
+    lines += [
+        "",
+        "| training step in a fresh process | default malloc | keep_freed_memory() "
+        "| speed-up |",
+        "| --- | --- | --- | --- |",
+    ]
+    for dtype, r in report["allocator"].items():
+        lines.append(
+            f"| {dtype} | {r['default_malloc_seconds']:.3f} s "
+            f"| {r['keep_freed_memory_seconds']:.3f} s | {r['speed_up']:.2f}x |"
+        )
     return "\n".join(lines)
 
 

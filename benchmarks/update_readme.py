@@ -1,25 +1,30 @@
-"""Copy the measured Omniglot table into README.md (between its markers).
+"""Copy the measured tables into README.md (between their markers).
 
     python benchmarks/update_readme.py [--check]
 
-The table itself is written by benchmarks/omniglot.py; nothing here is typed
-by hand. --check exits 1 when the README is out of date (used by the tests).
+The tables are written by benchmarks/omniglot.py (omniglot-cpu.md) and
+benchmarks/speed.py (speed.md); nothing here is typed by hand. --check exits
+1 when the README is out of date (used by the tests).
 """
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- omniglot-table:start -->", "<!-- omniglot-table:end -->"
+RESULTS = ROOT / "benchmarks" / "results"
+#: README marker name -> the results file copied between its markers.
+TABLES = {"omniglot-table": "omniglot-cpu.md", "speed-table": "speed.md"}
 
 
-def rendered_readme(profile: str = "cpu") -> str:
+def rendered_readme() -> str:
     readme = (ROOT / "README.md").read_text()
-    table = (ROOT / "benchmarks" / "results" / f"omniglot-{profile}.md").read_text()
-    block = f"{START}\n{table.strip()}\n{END}"
-    return re.sub(re.escape(START) + ".*?" + re.escape(END), block, readme, flags=re.S)
+    for marker, filename in TABLES.items():
+        start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+        block = f"{start}\n{(RESULTS / filename).read_text().strip()}\n{end}"
+        head, rest = readme.split(start, 1)
+        readme = head + block + rest.split(end, 1)[1]
+    return readme
 
 
 def main() -> int:

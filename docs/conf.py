@@ -127,7 +127,7 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }
-html_sidebars = {"index": [], "install": [], "reproduce": []}
+html_sidebars = {"index": [], "install": [], "reproduce": [], "performance": []}
 html_show_sourcelink = True
 
 
@@ -140,23 +140,39 @@ def _rst_cell(text: str) -> str:
 
 
 def _markdown_table_to_rst(markdown: str) -> str:
-    """A GitHub-flavoured Markdown table as an rst ``list-table``."""
-    rows = []
-    for line in markdown.splitlines():
+    """Each GitHub-flavoured Markdown table in ``markdown`` as an rst
+    ``list-table`` (other text is dropped)."""
+    tables, rows = [], []
+    for line in [*markdown.splitlines(), ""]:
         line = line.strip()
         if not line.startswith("|"):
+            if rows:
+                tables.append(rows)
+                rows = []
             continue
         cells = [c.strip() for c in line.strip("|").split("|")]
         if all(set(c) <= set("-: ") for c in cells):
             continue  # the header separator
         rows.append(cells)
-    if not rows:
-        return ""
-    out = [".. list-table::", "   :header-rows: 1", "   :class: omniglot-results", ""]
-    for row in rows:
-        out.append(f"   * - {_rst_cell(row[0])}")
-        out.extend(f"     - {_rst_cell(cell)}" for cell in row[1:])
-    return "\n".join(out) + "\n"
+    out = []
+    for rows in tables:
+        out += [".. list-table::", "   :header-rows: 1", "   :class: results", ""]
+        for row in rows:
+            out.append(f"   * - {_rst_cell(row[0])}")
+            out.extend(f"     - {_rst_cell(cell)}" for cell in row[1:])
+        out.append("")
+    return "\n".join(out)
+
+
+def _benchmark_tables(name: str) -> str:
+    """The tables of ``benchmarks/results/<name>.md``, or a note."""
+    md = ROOT / "benchmarks" / "results" / f"{name}.md"
+    if not md.is_file():
+        return (
+            f".. note::\n\n   ``benchmarks/results/{name}.md`` was not found when "
+            f"this page was built: run ``python benchmarks/{name}.py``.\n"
+        )
+    return _markdown_table_to_rst(md.read_text(encoding="utf-8"))
 
 
 def _omniglot_results() -> str:
@@ -174,15 +190,23 @@ def _omniglot_results() -> str:
         facts = json.loads(record.read_text(encoding="utf-8"))
         machine = facts.get("machine", {})
         versions = facts.get("versions", {})
-        planned = facts.get("profile", {})
-        lines = [
-            f"- Profile as run: {planned.get('n_episodes', 0):,} episodes planned, "
-            f"learning rate halved every {planned.get('halve_every', 0):,}, "
-            f"time limit {planned.get('max_minutes')} min, mixed precision: "
-            f"{planned.get('autocast_dtype') or 'none'}",
-            f"- Episodes trained: {facts['episodes_trained']:,}",
-            f"- Training time: {facts['train_seconds'] / 60:.1f} min; "
-            f"evaluation: {facts['eval_seconds']:.0f} s",
+        lines = []
+        for model in facts.get("profile", {}).get("models", []):
+            shot = f"{model['n_support']}-shot"
+            run = facts.get("models", {}).get(shot, {})
+            lines.append(
+                f"- {shot} encoder (scores the {', '.join(run.get('cells', []))} "
+                f"cells): {model['n_episodes']:,} episodes of {model['n_way']}-way "
+                f"{shot} planned, learning rate halved every "
+                f"{model['halve_every']:,}, time limit {model['max_minutes']} min, "
+                f"mixed precision {model['autocast_dtype'] or 'none'}; "
+                f"trained {run.get('episodes_trained', 0):,} episodes in "
+                f"{run.get('train_seconds', 0) / 60:.1f} min"
+            )
+        lines += [
+            f"- Wall clock: training {facts['train_seconds'] / 60:.1f} min "
+            f"({facts.get('profile', {}).get('n_jobs', 1)} encoders at a time); "
+            f"evaluation {facts['eval_seconds']:.0f} s",
             f"- Machine: {machine.get('processor', '?')}, "
             f"{machine.get('torch_threads', '?')} torch threads, device "
             f"``{machine.get('device', '?')}``",
@@ -209,31 +233,33 @@ def _profiles_table() -> str:
     from sklearn_protonet.reproduce import PROFILES
 
     fields = [
+        ("n_support", "training shot"),
         ("n_episodes", "training episodes"),
         ("n_way", "classes per episode"),
-        ("n_support", "support / class"),
         ("n_query", "queries / class"),
         ("halve_every", "lr halved every"),
         ("max_minutes", "time limit (min)"),
         ("autocast_dtype", "mixed precision"),
-        ("n_test_episodes", "test episodes / cell"),
     ]
-    # Only the fields this version of TrainingProfile has.
-    fields = [(f, label) for f, label in fields if hasattr(PROFILES["paper"], f)]
     out = [".. list-table::", "   :header-rows: 1", ""]
     out.append("   * - profile")
     out.extend(f"     - {label}" for _, label in fields)
+    out.append("     - encoders at a time")
+    out.append("     - test episodes / cell")
     for name, profile in PROFILES.items():
-        out.append(f"   * - ``{name}``")
-        for field, _ in fields:
-            value = getattr(profile, field)
-            if value is None:
-                shown = "none"
-            elif isinstance(value, str):
-                shown = f"``{value}``"
-            else:
-                shown = f"{value:,}"
-            out.append(f"     - {shown}")
+        for model in profile.models:
+            out.append(f"   * - ``{name}``")
+            for field, _ in fields:
+                value = getattr(model, field)
+                if value is None:
+                    shown = "none"
+                elif isinstance(value, str):
+                    shown = f"``{value}``"
+                else:
+                    shown = f"{value:,}"
+                out.append(f"     - {shown}")
+            out.append(f"     - {profile.n_jobs}")
+            out.append(f"     - {profile.n_test_episodes:,}")
     return "\n".join(out) + "\n"
 
 
@@ -261,3 +287,5 @@ GENERATED.mkdir(exist_ok=True)
 _write_if_changed(GENERATED / "omniglot_results.rst", _omniglot_results())
 _write_if_changed(GENERATED / "profiles.rst", _profiles_table())
 _write_if_changed(GENERATED / "cli_help.txt", _cli_help())
+_write_if_changed(GENERATED / "speed.rst", _benchmark_tables("speed"))
+_write_if_changed(GENERATED / "memory.rst", _benchmark_tables("memory"))

@@ -22,6 +22,7 @@ from . import EpisodicTrainer, PrototypicalClassifier
 from .datasets import load_rotated_digits
 from .model_selection import EpisodicSplit, episodic_score
 from .modules import Conv4, RandomShift
+from .runtime import keep_freed_memory
 
 
 def _percent(mean: float, half_width: float) -> str:
@@ -111,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: all cores)"
     )
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="keep the C library's default malloc settings (by default this "
+        "command calls sklearn_protonet.runtime.keep_freed_memory(), which makes "
+        "CPU training 1.5x to 1.8x faster)",
+    )
     omniglot = parser.add_argument_group("omniglot")
     omniglot.add_argument(
         "--profile",
@@ -126,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="where omniglot-<profile>.json and .md are written",
     )
     omniglot.add_argument(
-        "--save-weights", default=None, help="write the encoder as safetensors here"
+        "--save-weights",
+        default=None,
+        metavar="DIR",
+        help="write each encoder to DIR/omniglot-conv4-<shot>shot.safetensors",
     )
     return parser
 
@@ -135,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.default_malloc:
+        keep_freed_memory()
     if args.dataset == "omniglot":
         from .reproduce import run_omniglot
 
@@ -143,10 +156,11 @@ def main(argv: list[str] | None = None) -> int:
                 args.profile,
                 data_home=args.data_home,
                 output_dir=args.output_dir,
-                weights_path=args.save_weights,
+                weights_dir=args.save_weights,
                 device=args.device,
                 random_state=args.seed,
                 progress=args.progress,
+                keep_freed_memory=not args.default_malloc,
             )
         )
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -104,5 +105,14 @@ def numeric_input(name: str = "X") -> Iterator[None]:
 
 
 def as_tensor(X: np.ndarray) -> torch.Tensor:
-    """A tensor view of a NumPy array (no copy when it is contiguous)."""
-    return torch.from_numpy(np.ascontiguousarray(X))
+    """A tensor view of a NumPy array (no copy when it is contiguous).
+
+    Read-only arrays (memory maps) are viewed too: the package only reads its
+    inputs, so torch's warning about non-writable arrays is silenced.
+    """
+    X = np.ascontiguousarray(X)
+    if X.flags.writeable:
+        return torch.from_numpy(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        return torch.from_numpy(X)

@@ -289,12 +289,15 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         self.input_shape_ = X.shape[1:]
         self.encoder_ = self._fit_encoder(X, y)
         # Prototypes are averaged in float64 so weights and repeats agree exactly.
-        embeddings = torch.cat(list(self._iter_embeddings(X))).double()
+        if self.encoder_ is None:  # the rows are the embeddings: no copy
+            embeddings = as_tensor(X.reshape(len(X), -1)).to(self._resolve_device(None))
+        else:
+            embeddings = torch.cat(list(self._iter_embeddings(X))).double()
         prototypes = class_prototypes(
             embeddings,
             as_tensor(codes.astype(np.int64)).to(embeddings.device),
             len(self.classes_),
-            as_tensor(weights).to(embeddings.device),
+            None if sample_weight is None else as_tensor(weights).to(embeddings.device),
         )
         self.prototypes_ = prototypes.cpu().numpy()
         return self

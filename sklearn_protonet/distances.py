@@ -69,14 +69,12 @@ def class_prototypes(
     -------
     Tensor of shape (n_classes, d)
     """
-    weights = (
-        torch.ones(len(labels), dtype=embeddings.dtype, device=embeddings.device)
-        if sample_weight is None
-        else sample_weight.to(embeddings)
-    )
-    sums = torch.zeros(
-        n_classes, embeddings.shape[1], dtype=embeddings.dtype, device=embeddings.device
-    ).index_add_(0, labels, embeddings * weights[:, None])
-    totals = torch.zeros(n_classes, dtype=weights.dtype, device=weights.device)
-    totals.index_add_(0, labels, weights)
+    sums = embeddings.new_zeros(n_classes, embeddings.shape[1])
+    if sample_weight is None:  # skip an n x d product of ones
+        sums.index_add_(0, labels, embeddings)
+        totals = torch.bincount(labels, minlength=n_classes).to(embeddings)
+    else:
+        weights = sample_weight.to(embeddings)
+        sums.index_add_(0, labels, embeddings * weights[:, None])
+        totals = embeddings.new_zeros(n_classes).index_add_(0, labels, weights)
     return sums / totals[:, None]

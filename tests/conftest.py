@@ -114,11 +114,18 @@ def omniglot(tmp_path_factory):
     from sklearn_protonet.datasets import load_omniglot
 
     home = omniglot_data_home()
+    cache = os.environ.get("SKLEARN_PROTONET_CACHE") or str(
+        tmp_path_factory.mktemp("cache")
+    )
     with pytest.MonkeyPatch.context() as patch:
-        if not os.environ.get("SKLEARN_PROTONET_CACHE"):
-            patch.setenv(
-                "SKLEARN_PROTONET_CACHE", str(tmp_path_factory.mktemp("cache"))
-            )
+        patch.setenv("SKLEARN_PROTONET_CACHE", cache)
         X_train, y_train = load_omniglot("trainval", data_home=home, return_X_y=True)
         X_test, y_test = load_omniglot("test", data_home=home, return_X_y=True)
-    return {"X_train": X_train, "y_train": y_train, "X_test": X_test, "y_test": y_test}
+    return {
+        "X_train": X_train,
+        "y_train": y_train,
+        "X_test": X_test,
+        "y_test": y_test,
+        "home": home,
+        "cache": cache,  # holds the decoded arrays: later loads take seconds
+    }

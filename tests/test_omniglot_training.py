@@ -18,8 +18,11 @@ from sklearn_protonet.pretrained import (
     save_encoder,
 )
 from sklearn_protonet.reproduce import (
+    PROFILES,
+    ModelRecipe,
     TrainingProfile,
     evaluate_omniglot,
+    run_omniglot,
     train_omniglot,
 )
 
@@ -29,9 +32,9 @@ pytestmark = [pytest.mark.omniglot, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def short_run(omniglot):
     """100 episodes of 20-way 5-shot: about 30 s on 2 cores."""
-    profile = TrainingProfile("test", n_episodes=100, n_way=20, halve_every=10_000)
+    recipe = ModelRecipe(n_support=5, n_episodes=100, n_way=20, halve_every=10_000)
     return train_omniglot(
-        omniglot["X_train"], omniglot["y_train"], profile, progress=False
+        omniglot["X_train"], omniglot["y_train"], recipe, progress=False
     )
 
 
@@ -61,13 +64,17 @@ def test_evaluation_on_embeddings_equals_refitting_on_pixels(short_run, omniglot
     assert fast["5-way 1-shot"]["accuracy"] == pytest.approx(100 * plain[0], abs=0.01)
 
 
-def test_pretrained_encoder_reaches_its_documented_accuracy(omniglot):
-    assert "omniglot-conv4" in list_pretrained()
-    encoder = load_pretrained("omniglot-conv4")
-    documented = encoder.estimator.pretrained_info_["results"]["5-way 1-shot"]
+@pytest.mark.parametrize("shot", [1, 5])
+def test_pretrained_encoder_reaches_its_documented_accuracy(omniglot, shot):
+    name = f"omniglot-conv4-{shot}shot"
+    assert name in list_pretrained()
+    encoder = load_pretrained(name)
+    info = encoder.estimator.pretrained_info_
+    assert info["training_shot"] == shot
+    documented = info["results"][f"5-way {shot}-shot"]
     X, y = omniglot["X_test"], omniglot["y_test"]
     embeddings = encoder.transform(X)
-    cv = EpisodicSplit(5, 1, 15, n_episodes=200, random_state=123)
+    cv = EpisodicSplit(5, shot, 15, n_episodes=200, random_state=123)
     mean, half = mean_confidence_interval(
         cross_val_score(PrototypicalClassifier(), embeddings, y, cv=cv)
     )
@@ -120,3 +127,40 @@ def test_loading_a_tampered_or_foreign_file_fails_cleanly(short_run, tmp_path):
     )
     with pytest.raises(ValueError, match="does not hold Conv4 weights"):
         load_encoder(wrong_shapes)
+
+
+def test_run_omniglot_trains_one_encoder_per_shot_side_by_side(
+    monkeypatch, omniglot, tmp_path
+):
+    """The reproduction end to end on a tiny budget: two encoders in two
+    processes, each scoring the cells of its own shot, results and weights
+    written."""
+    recipes = tuple(
+        ModelRecipe(n_support=shot, n_episodes=10, n_way=10, halve_every=5)
+        for shot in (1, 5)
+    )
+    profile = TrainingProfile("tiny", recipes, n_test_episodes=20, n_jobs=2)
+    monkeypatch.setitem(PROFILES, "tiny", profile)
+    monkeypatch.setenv("SKLEARN_PROTONET_CACHE", omniglot["cache"])
+    summary = run_omniglot(
+        "tiny",
+        data_home=omniglot["home"],
+        output_dir=tmp_path,
+        weights_dir=tmp_path / "weights",
+        progress=False,
+    )
+    assert "10 1-shot, 10 5-shot" in summary
+    record = json.loads((tmp_path / "omniglot-tiny.json").read_text())
+    assert record["models"]["1-shot"]["cells"] == ["5-way 1-shot", "20-way 1-shot"]
+    assert record["models"]["5-shot"]["cells"] == ["5-way 5-shot", "20-way 5-shot"]
+    assert record["models"]["5-shot"]["episodes_trained"] == 10
+    assert (tmp_path / "omniglot-tiny.md").read_text().count("|") > 20
+    for shot in (1, 5):
+        encoder = load_encoder(
+            tmp_path / "weights" / f"omniglot-conv4-{shot}shot.safetensors"
+        )
+        info = encoder.estimator.pretrained_info_
+        assert info["training_shot"] == shot and info["episodes_trained"] == 10
+        assert set(info["results"]) == set(record["models"][f"{shot}-shot"]["cells"])
+        cell = f"5-way {shot}-shot"
+        assert info["results"][cell] == record["results"][cell]

@@ -1,4 +1,4 @@
-"""The README's Python snippets run, and its Omniglot table is the measured one."""
+"""The README's Python snippets run, and its tables are the measured ones."""
 
 import re
 import subprocess

@@ -1,11 +1,14 @@
 """EpisodicTrainer: episodic meta-training with skorch's machinery."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 from skorch.callbacks import Checkpoint, EarlyStopping, ProgressBar
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
+from torch import nn
 
 from sklearn_protonet import ClassSplit, EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet.model_selection import EpisodicSplit, episodic_score
@@ -175,3 +178,25 @@ def test_conv4_memory_layout_does_not_change_results():
     plain.load_state_dict(fast.state_dict())
     X = torch.rand(4, 784)
     torch.testing.assert_close(fast(X), plain(X), rtol=1e-4, atol=1e-5)
+
+
+def test_conv4_pools_before_relu_exactly_as_the_papers_block():
+    # The paper's block is conv, BatchNorm, ReLU, max-pool; Conv4 pools first
+    # (faster). Outputs and gradients must be those of the paper's order.
+    torch.manual_seed(0)
+    ours = Conv4(channels_last=False)
+    papers = copy.deepcopy(ours)
+    for block in papers.encoder:
+        block[2], block[3] = nn.ReLU(), nn.MaxPool2d(2)
+    assert [type(m) for m in papers.encoder[0]] == [
+        nn.Conv2d,
+        nn.BatchNorm2d,
+        nn.ReLU,
+        nn.MaxPool2d,
+    ]
+    X = (torch.rand(32, 784) > 0.8).float()
+    ours(X).square().sum().backward()
+    papers(X).square().sum().backward()
+    torch.testing.assert_close(ours(X), papers(X), rtol=0, atol=0)
+    for mine, theirs in zip(ours.parameters(), papers.parameters(), strict=True):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=0, atol=0)

@@ -36,7 +36,7 @@ torch.set_num_threads(2)
 # the trainer inside it keeps what was measured when it was trained.
 
 print(list_pretrained())
-encoder = load_pretrained("omniglot-conv4")
+encoder = load_pretrained("omniglot-conv4-1shot")
 info = encoder.estimator.pretrained_info_
 print({key: value for key, value in info.items() if key != "results"})
 

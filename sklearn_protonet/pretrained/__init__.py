@@ -123,16 +123,18 @@ def load_encoder(path, device: str = "cpu") -> FrozenEstimator:
     return FrozenEstimator(trainer)
 
 
-def load_pretrained(name: str = "omniglot-conv4", device: str = "cpu"):
+def load_pretrained(name: str = "omniglot-conv4-1shot", device: str = "cpu"):
     """A pretrained, frozen encoder shipped with the package.
 
     Parameters
     ----------
-    name : str, default="omniglot-conv4"
-        One of :func:`list_pretrained`. ``"omniglot-conv4"`` is Conv4
-        meta-trained on Omniglot's Vinyals ``trainval`` classes (28x28 images,
-        strokes 1.0 on 0.0, as :func:`~sklearn_protonet.datasets.load_omniglot`
-        returns them).
+    name : str, default="omniglot-conv4-1shot"
+        One of :func:`list_pretrained`. ``"omniglot-conv4-1shot"`` and
+        ``"omniglot-conv4-5shot"`` are Conv4 meta-trained on Omniglot's
+        Vinyals ``trainval`` classes (28x28 images, strokes 1.0 on 0.0, as
+        :func:`~sklearn_protonet.datasets.load_omniglot` returns them) with
+        1 and 5 support images per class; as in the paper, use the one whose
+        shot matches your support set (one example per class: ``1shot``).
     device : str, default="cpu"
 
     Returns
@@ -145,7 +147,7 @@ def load_pretrained(name: str = "omniglot-conv4", device: str = "cpu"):
     --------
     >>> from sklearn_protonet import PrototypicalClassifier
     >>> from sklearn_protonet.pretrained import load_pretrained
-    >>> clf = PrototypicalClassifier(load_pretrained("omniglot-conv4"))
+    >>> clf = PrototypicalClassifier(load_pretrained("omniglot-conv4-1shot"))
     """
     names = list_pretrained()
     if name not in names:
