@@ -53,6 +53,7 @@ import sklearn_protonet
 from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet.episodes import EpisodeSampler
 from sklearn_protonet.modules import Conv4
+from sklearn_protonet.reproduce import markdown_table
 from sklearn_protonet.runtime import keep_freed_memory
 from sklearn_protonet.trainer import episode_logits
 
@@ -476,69 +477,90 @@ def main() -> int:
 
 def render(report: dict) -> str:
     env = report["environment"]
-    lines = [
+    malloc = "keep_freed_memory()" if env["keep_freed_memory"] else "default"
+    caption = (
         f"{env['cpu_count']} CPUs ({env['processor']}), torch {env['torch']} with "
         f"{env['torch_threads']} threads, {env['date']}; best of "
-        f"{env['rounds']} interleaved rounds; malloc: "
-        + ("keep_freed_memory()" if env["keep_freed_memory"] else "default")
-        + " (last table: both). Produced by `python benchmarks/speed.py`.",
-        "",
-        "| measurement | value | ratio |",
-        "| --- | --- | --- |",
-    ]
-    for name, r in report["meta_training"].items():
-        lines.append(
-            f"| meta-training, {name} | {r['episodes_per_s']:.2f} episodes/s "
-            f"({r['images_per_s']:.0f} images/s) "
-            f"| {r['vs_plain_loop']:.2f}x plain loop |"
-        )
-    for name, r in report["prediction"].items():
-        lines.append(
-            f"| prediction, {name} | {r['images_per_s']:.0f} images/s "
-            f"| {r['vs_best_raw_forward']:.2f}x the faster raw forward |"
-        )
-    for name, ms in report["fit_latency_ms"].items():
-        lines.append(f"| fit latency, {name} | {ms:.1f} ms | |")
-    for name, r in report["identity_vs_nearest_centroid"].items():
-        lines.append(
-            f"| 100,000 x 100 fit + predict, {name} | {r['seconds']:.3f} s "
-            f"| {r['vs_nearest_centroid']:.2f}x NearestCentroid's time |"
-        )
-    g = report["gflops"]
-    lines.append(
-        f"| Conv4 forward+backward | {g['Conv4 forward+backward']:.1f} GFLOP/s "
-        f"| {g['conv4_fraction_of_matmul']:.2f}x a float32 matmul "
-        f"({g['float32 matmul 2048x2048']:.1f} GFLOP/s) |"
+        f"{env['rounds']} interleaved rounds; malloc: {malloc} (last table: "
+        "both). Produced by `python benchmarks/speed.py`."
     )
-    lines += [
-        "",
-        "| training step, 60-way 5+5 Conv4 | s / step | speed-up | total |",
-        "| --- | --- | --- | --- |",
+    rows = [
+        [
+            f"meta-training, {name}",
+            f"{r['episodes_per_s']:.2f} episodes/s ({r['images_per_s']:.0f} images/s)",
+            f"{r['vs_plain_loop']:.2f}x plain loop",
+        ]
+        for name, r in report["meta_training"].items()
     ]
-    for name, r in report["levers"].items():
-        lines.append(
-            f"| {name} | {r['seconds_per_step']:.3f} | {r['vs_previous']:.2f}x "
-            f"| {r['vs_first']:.2f}x |"
-        )
-    lines += [
-        "",
-        "| two 60-way 5+5 trainings (bfloat16) | episodes/s | speed-up |",
-        "| --- | --- | --- |",
+    rows += [
+        [
+            f"prediction, {name}",
+            f"{r['images_per_s']:.0f} images/s",
+            f"{r['vs_best_raw_forward']:.2f}x the faster raw forward",
+        ]
+        for name, r in report["prediction"].items()
     ]
-    for name, r in report["two_trainings"].items():
-        lines.append(f"| {name} | {r['episodes_per_s']:.2f} | {r['vs_in_turn']:.2f}x |")
-    lines += [
-        "",
-        "| training step in a fresh process | default malloc | keep_freed_memory() "
-        "| speed-up |",
-        "| --- | --- | --- | --- |",
+    rows += [
+        [f"fit latency, {name}", f"{ms:.1f} ms", ""]
+        for name, ms in report["fit_latency_ms"].items()
     ]
-    for dtype, r in report["allocator"].items():
-        lines.append(
-            f"| {dtype} | {r['default_malloc_seconds']:.3f} s "
-            f"| {r['keep_freed_memory_seconds']:.3f} s | {r['speed_up']:.2f}x |"
-        )
-    return "\n".join(lines)
+    rows += [
+        [
+            f"100,000 x 100 fit + predict, {name}",
+            f"{r['seconds']:.3f} s",
+            f"{r['vs_nearest_centroid']:.2f}x NearestCentroid's time",
+        ]
+        for name, r in report["identity_vs_nearest_centroid"].items()
+    ]
+    g = report["gflops"]
+    rows.append(
+        [
+            "Conv4 forward+backward",
+            f"{g['Conv4 forward+backward']:.1f} GFLOP/s",
+            f"{g['conv4_fraction_of_matmul']:.2f}x a float32 matmul "
+            f"({g['float32 matmul 2048x2048']:.1f} GFLOP/s)",
+        ]
+    )
+    tables = [
+        markdown_table(["measurement", "value", "ratio"], rows),
+        markdown_table(
+            ["training step, 60-way 5+5 Conv4", "s / step", "speed-up", "total"],
+            [
+                [
+                    name,
+                    f"{r['seconds_per_step']:.3f}",
+                    f"{r['vs_previous']:.2f}x",
+                    f"{r['vs_first']:.2f}x",
+                ]
+                for name, r in report["levers"].items()
+            ],
+        ),
+        markdown_table(
+            ["two 60-way 5+5 trainings (bfloat16)", "episodes/s", "speed-up"],
+            [
+                [name, f"{r['episodes_per_s']:.2f}", f"{r['vs_in_turn']:.2f}x"]
+                for name, r in report["two_trainings"].items()
+            ],
+        ),
+        markdown_table(
+            [
+                "training step in a fresh process",
+                "default malloc",
+                "keep_freed_memory()",
+                "speed-up",
+            ],
+            [
+                [
+                    dtype,
+                    f"{r['default_malloc_seconds']:.3f} s",
+                    f"{r['keep_freed_memory_seconds']:.3f} s",
+                    f"{r['speed_up']:.2f}x",
+                ]
+                for dtype, r in report["allocator"].items()
+            ],
+        ),
+    ]
+    return "\n\n".join([caption, *tables])
 
 
 if __name__ == "__main__":

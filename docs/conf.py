@@ -164,29 +164,28 @@ def _markdown_table_to_rst(markdown: str) -> str:
     return "\n".join(out)
 
 
-def _benchmark_tables(name: str) -> str:
-    """The tables of ``benchmarks/results/<name>.md``, or a note."""
-    md = ROOT / "benchmarks" / "results" / f"{name}.md"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _benchmark_tables(name: str, command: str) -> str:
+    """The tables of ``benchmarks/results/<name>.md``, or a note naming the
+    ``command`` that writes it."""
+    md = RESULTS / f"{name}.md"
     if not md.is_file():
         return (
             f".. note::\n\n   ``benchmarks/results/{name}.md`` was not found when "
-            f"this page was built: run ``python benchmarks/{name}.py``.\n"
+            f"this page was built: run ``{command}``.\n"
         )
     return _markdown_table_to_rst(md.read_text(encoding="utf-8"))
 
 
 def _omniglot_results() -> str:
     """The CPU reproduction's table and facts, or a note when not yet run."""
-    results = ROOT / "benchmarks" / "results"
-    md, record = results / "omniglot-cpu.md", results / "omniglot-cpu.json"
-    if not md.is_file():
-        return (
-            ".. note::\n\n   ``benchmarks/results/omniglot-cpu.md`` was not found "
-            "when this page was built: run the benchmark (see above) to "
-            "produce it.\n"
-        )
-    text = _markdown_table_to_rst(md.read_text(encoding="utf-8"))
-    if record.is_file():
+    text = _benchmark_tables(
+        "omniglot-cpu", "python benchmarks/omniglot.py --profile cpu"
+    )
+    record = RESULTS / "omniglot-cpu.json"
+    if (RESULTS / "omniglot-cpu.md").is_file() and record.is_file():
         facts = json.loads(record.read_text(encoding="utf-8"))
         machine = facts.get("machine", {})
         versions = facts.get("versions", {})
@@ -287,5 +286,9 @@ GENERATED.mkdir(exist_ok=True)
 _write_if_changed(GENERATED / "omniglot_results.rst", _omniglot_results())
 _write_if_changed(GENERATED / "profiles.rst", _profiles_table())
 _write_if_changed(GENERATED / "cli_help.txt", _cli_help())
-_write_if_changed(GENERATED / "speed.rst", _benchmark_tables("speed"))
-_write_if_changed(GENERATED / "memory.rst", _benchmark_tables("memory"))
+_write_if_changed(
+    GENERATED / "speed.rst", _benchmark_tables("speed", "python benchmarks/speed.py")
+)
+_write_if_changed(
+    GENERATED / "memory.rst", _benchmark_tables("memory", "python benchmarks/memory.py")
+)

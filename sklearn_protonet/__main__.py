@@ -22,17 +22,12 @@ from . import EpisodicTrainer, PrototypicalClassifier
 from .datasets import load_rotated_digits
 from .model_selection import EpisodicSplit, episodic_score
 from .modules import Conv4, RandomShift
+from .reproduce import markdown_table, run_omniglot
 from .runtime import keep_freed_memory
 
 
 def _percent(mean: float, half_width: float) -> str:
     return f"{100 * mean:.1f} ± {100 * half_width:.1f}"
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
 
 
 def run_digits(args: argparse.Namespace) -> str:
@@ -149,8 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.default_malloc:
         keep_freed_memory()
     if args.dataset == "omniglot":
-        from .reproduce import run_omniglot
-
         print(
             run_omniglot(
                 args.profile,

@@ -23,6 +23,7 @@ from joblib import Parallel, delayed
 from skorch.callbacks import Callback, ProgressBar
 
 from . import EpisodicTrainer, PrototypicalClassifier, __version__, runtime
+from .callbacks import trained_episodes
 from .model_selection import EpisodicSplit, episodic_score
 from .modules import Conv4
 from .trainer import paper_lr_schedule
@@ -34,6 +35,7 @@ __all__ = [
     "TrainingProfile",
     "encoder_for_shot",
     "evaluate_omniglot",
+    "markdown_table",
     "run_omniglot",
     "train_omniglot",
     "train_profile",
@@ -266,8 +268,7 @@ def train_profile(
         ]
     else:
         threads = max(1, torch.get_num_threads() // profile.n_jobs)
-        # max_nbytes=None: workers get writable copies, not read-only memmaps.
-        runs = Parallel(n_jobs=profile.n_jobs, max_nbytes=None)(
+        runs = Parallel(n_jobs=profile.n_jobs)(
             delayed(_timed_training)(
                 X,
                 y,
@@ -315,6 +316,12 @@ def evaluate_omniglot(
     return results
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
 def results_table(results: dict[str, dict[str, float]], label: str) -> str:
     """Markdown table of our cells beside the paper's and orobix's."""
     header = ["Omniglot test accuracy (%)", *PAPER]
@@ -324,8 +331,7 @@ def results_table(results: dict[str, dict[str, float]], label: str) -> str:
         ["Snell et al. 2017 (paper)", *map(str, PAPER.values())],
         ["orobix reimplementation", *map(str, OROBIX.values())],
     ]
-    lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+    return markdown_table(header, rows)
 
 
 def run_omniglot(
@@ -361,10 +367,7 @@ def run_omniglot(
         keep_freed_memory=keep_freed_memory,
     )
     train_seconds = time.perf_counter() - start
-    trained = {
-        shot: sum(len(row["batches"]) for row in trainer.history)
-        for shot, trainer in encoders.items()
-    }
+    trained = {shot: trained_episodes(t.history) for shot, t in encoders.items()}
     start = time.perf_counter()
     results = evaluate_omniglot(
         encoders, X_test, y_test, profile.n_test_episodes, random_state
