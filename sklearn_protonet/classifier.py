@@ -16,10 +16,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
+    check_random_state,
     validate_data,
 )
 from torch import nn
 
+from . import adaptation, contracts
 from ._embedding import (
     as_tensor,
     has_lazy_parameters,
@@ -29,6 +31,7 @@ from ._embedding import (
     numeric_input,
 )
 from .distances import METRICS, class_prototypes, pairwise_distances
+from .normalization import NORMALIZATIONS, normalize, support_mean
 from .trainer import EpisodicTrainer
 
 __all__ = ["PrototypicalClassifier"]
@@ -92,6 +95,31 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
     device : str, torch.device or None, default=None
         Where embedding runs; ``None`` uses the encoder's own device (CPU for
         the identity).
+    normalization : {"l2", "cl2n"} or None, default=None
+        Normalise every embedding, of the support set and of the queries
+        alike, before prototypes and distances: ``"l2"`` to unit length,
+        ``"cl2n"`` after subtracting the support set's mean embedding
+        (SimpleShot, Wang et al. 2019). See
+        :mod:`sklearn_protonet.normalization`.
+    fine_tune_steps : int, default=0
+        Adapt a private copy of a module encoder to the support set before
+        computing prototypes: its BatchNorm statistics are re-estimated on
+        the support set, then its last layers take this many Adam steps on
+        pseudo-episodes made of two randomly shifted views of the support set
+        (:mod:`sklearn_protonet.adaptation`). 0 uses the encoder frozen, as
+        given. Works from one example per class; ``fit`` takes time
+        proportional to it.
+    fine_tune_lr : float, default=1e-3
+        Adam's learning rate for the fine-tuning.
+    fine_tune_shift : int, default=2
+        Largest random shift, in pixels, of the fine-tuning's augmented views.
+    fine_tune_layers : int or None, default=4
+        Fine-tune only the last this many layers holding parameters (4: the
+        last two blocks of :class:`~sklearn_protonet.modules.Conv4`); None
+        fine-tunes all. Fewer layers are faster and overfit less.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the fine-tuning's augmentations; an int makes ``fit``
+        reproducible.
 
     Attributes
     ----------
@@ -101,7 +129,10 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         The (sample-weighted) mean embedding of each class.
     encoder_ : None, torch.nn.Module or estimator
         The encoder actually used (the meta-trained clone when ``encoder`` was
-        an unfitted trainer).
+        an unfitted trainer, the adapted copy's module with
+        ``fine_tune_steps``).
+    embedding_mean_ : ndarray of shape (embedding_dim,) or None
+        The support set's mean embedding with ``normalization="cl2n"``.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -130,6 +161,12 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [None, str, torch.device],
+        "normalization": [None, StrOptions(set(NORMALIZATIONS))],
+        "fine_tune_steps": [Interval(Integral, 0, 10_000, closed="both")],
+        "fine_tune_lr": [Interval(Real, 0, None, closed="neither")],
+        "fine_tune_shift": [Interval(Integral, 0, None, closed="left")],
+        "fine_tune_layers": [None, Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
     }
 
     def __init__(
@@ -140,12 +177,24 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         temperature: float = 1.0,
         batch_size: int = 1024,
         device: str | torch.device | None = None,
+        normalization: str | None = None,
+        fine_tune_steps: int = 0,
+        fine_tune_lr: float = 1e-3,
+        fine_tune_shift: int = 2,
+        fine_tune_layers: int | None = 4,
+        random_state=None,
     ) -> None:
         self.encoder = encoder
         self.metric = metric
         self.temperature = temperature
         self.batch_size = batch_size
         self.device = device
+        self.normalization = normalization
+        self.fine_tune_steps = fine_tune_steps
+        self.fine_tune_lr = fine_tune_lr
+        self.fine_tune_shift = fine_tune_shift
+        self.fine_tune_layers = fine_tune_layers
+        self.random_state = random_state
 
     def __sklearn_clone__(self):
         # A fitted encoder is a frozen, expensive artefact: the clone shares
@@ -194,6 +243,39 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         if isinstance(encoder, EpisodicTrainer):
             return encoder.module_
         return encoder if isinstance(encoder, nn.Module) else None
+
+    def _adapt_encoder(self, X: np.ndarray, codes: np.ndarray):
+        """The adapted copy of the encoder's module (fine_tune_steps > 0)."""
+        module = self._embedding_module()
+        if module is None:
+            raise ValueError(
+                f"fine_tune_steps={self.fine_tune_steps} needs a torch module "
+                f"encoder to fine-tune, got {type(self.encoder_).__name__}; use "
+                "fine_tune_steps=0."
+            )
+        shape = getattr(contracts.get_input_contract(module), "shape", None)
+        if X.ndim == 4 or (X.ndim == 3 and shape is None):
+            shape = (X.shape[1], *X.shape[2:]) if X.ndim == 4 else (1, *X.shape[1:])
+        if shape is None:
+            raise ValueError(
+                "fine_tune_steps > 0 augments the support images by shifting them, "
+                f"but samples of shape {X.shape[1:]} are not images and the "
+                "encoder states no input shape. Pass X as (n, channels, height, "
+                "width) images."
+            )
+        device = self._resolve_device(module)
+        seed = check_random_state(self.random_state).randint(2**31 - 1)
+        return adaptation.adapt_encoder(
+            module,
+            as_tensor(X).reshape(len(X), *shape).to(device),
+            as_tensor(codes.astype(np.int64)).to(device),
+            steps=self.fine_tune_steps,
+            lr=self.fine_tune_lr,
+            max_shift=self.fine_tune_shift,
+            n_layers=self.fine_tune_layers,
+            metric=self.metric,
+            seed=int(seed),
+        )
 
     def _resolve_device(self, module: nn.Module | None) -> torch.device:
         if module is None:
@@ -288,19 +370,35 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             )
         self.input_shape_ = X.shape[1:]
         self.encoder_ = self._fit_encoder(X, y)
+        contract = contracts.get_input_contract(self.encoder_)
+        if contract is not None:
+            contracts.check_sample_shape(X.shape[1:], contract)
+            contracts.warn_on_violations(X, contract)
+        if self.fine_tune_steps > 0:
+            self.encoder_ = self._adapt_encoder(X, codes)
         # Prototypes are averaged in float64 so weights and repeats agree exactly.
         if self.encoder_ is None:  # the rows are the embeddings: no copy
             embeddings = as_tensor(X.reshape(len(X), -1)).to(self._resolve_device(None))
         else:
             embeddings = torch.cat(list(self._iter_embeddings(X))).double()
+        device = embeddings.device
+        weights = None if sample_weight is None else as_tensor(weights).to(device)
+        mean = support_mean(self.normalization, embeddings, weights)
+        self.embedding_mean_ = None if mean is None else mean.cpu().numpy()
         prototypes = class_prototypes(
-            embeddings,
-            as_tensor(codes.astype(np.int64)).to(embeddings.device),
+            normalize(self.normalization, embeddings, mean),
+            as_tensor(codes.astype(np.int64)).to(device),
             len(self.classes_),
-            None if sample_weight is None else as_tensor(weights).to(embeddings.device),
+            weights,
         )
         self.prototypes_ = prototypes.cpu().numpy()
         return self
+
+    def _iter_normalized(self, X: np.ndarray) -> Iterator[torch.Tensor]:
+        """Embeddings of validated ``X``, normalised as the support set was."""
+        mean = None if self.embedding_mean_ is None else as_tensor(self.embedding_mean_)
+        for embeddings in self._iter_embeddings(X):
+            yield normalize(self.normalization, embeddings, mean)
 
     def _check_predict_input(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -315,7 +413,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
     def _iter_distances(self, X: np.ndarray) -> Iterator[torch.Tensor]:
         """Distances of validated ``X`` to the prototypes, chunk by chunk."""
         prototypes = None
-        for embeddings in self._iter_embeddings(X):
+        for embeddings in self._iter_normalized(X):
             if prototypes is None:
                 prototypes = as_tensor(self.prototypes_).to(embeddings.device)
             yield pairwise_distances(embeddings.double(), prototypes, self.metric)
@@ -396,6 +494,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, embedding_dim)
+            Normalised as set by ``normalization``.
         """
         X = self._check_predict_input(X)
-        return _fill((e.cpu().numpy() for e in self._iter_embeddings(X)), len(X))
+        return _fill((e.cpu().numpy() for e in self._iter_normalized(X)), len(X))

@@ -31,6 +31,8 @@ class Conv4(nn.Module):
 
     ``n_blocks`` blocks of [3x3 convolution, BatchNorm, ReLU, 2x2 max-pool],
     flattened. With the defaults a 1x28x28 image becomes a 64-d embedding.
+    Inputs may be flat rows, ``(n, C, H, W)`` images, or ``(n, H, W)`` images
+    when there is one channel.
     (The max-pool runs before the ReLU: the two commute, so the function is
     the same and the ReLU touches a quarter of the values.)
 
@@ -91,6 +93,10 @@ class Conv4(nn.Module):
         self.to(memory_format=self.memory_format)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self._as_images(X)).flatten(start_dim=1)
+
+    def _as_images(self, X: torch.Tensor) -> torch.Tensor:
+        """Rows or images as (n, C, H, W) in the module's memory format."""
         if X.dim() == 2:
             if X.shape[1] != self.n_features_in:
                 raise ValueError(
@@ -99,13 +105,14 @@ class Conv4(nn.Module):
                     "Set input_shape to the size of your images."
                 )
             X = X.reshape(X.shape[0], *self.input_shape)
+        elif X.dim() == 3 and (1, *X.shape[1:]) == self.input_shape:
+            X = X[:, None]  # (n, H, W) single-channel images
         elif tuple(X.shape[1:]) != self.input_shape:
             raise ValueError(
                 f"Conv4 expects images of shape {self.input_shape}, got "
                 f"{tuple(X.shape[1:])}. Set input_shape to the size of your images."
             )
-        X = X.contiguous(memory_format=self.memory_format)
-        return self.encoder(X).flatten(start_dim=1)
+        return X.contiguous(memory_format=self.memory_format)
 
 
 class MLP(nn.Module):

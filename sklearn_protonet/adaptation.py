@@ -1,0 +1,191 @@
+"""Support-set fine-tuning: adapting a private copy of the encoder to a new domain.
+
+An encoder meta-trained on one domain (Omniglot's strokes) loses much of its
+accuracy on another (handwritten digits). The support set itself can close
+part of the gap (Hu et al., CVPR 2022, "Pushing the limits of simple
+pipelines for few-shot learning"):
+
+1. the BatchNorm statistics are re-estimated on the (augmented) support set,
+   which alone removes the shift in feature scale between the domains
+   (AdaBN; Li et al., 2016);
+2. the last layers take a few Adam steps on pseudo-episodes: two randomly
+   shifted views of the support set, the first giving the prototypes, the
+   second the queries. One example per class is enough. When the encoder is
+   a sequence of layers (``Conv4``, ``nn.Sequential``), the frozen leading
+   layers run once per view rather than once per step, which makes each step
+   several times cheaper.
+
+Everything happens on a deep copy: the user's encoder is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .distances import class_prototypes, pairwise_distances
+from .modules import Conv4, RandomShift
+
+__all__ = ["adapt_encoder"]
+
+#: Most support images in one pseudo-episode: bounds a step's time and memory
+#: whatever the size of the support set (larger sets are subsampled per step).
+MAX_EPISODE_IMAGES = 128
+#: Augmented views of each support image computed for the fine-tuning.
+N_VIEWS = 8
+
+
+def trainable_layers(module: nn.Module, n_layers: int | None) -> list[nn.Module]:
+    """The last ``n_layers`` layers holding parameters (all when None)."""
+    layers = [
+        m
+        for m in module.modules()
+        if next(m.parameters(recurse=False), None) is not None
+    ]
+    return layers if n_layers is None else layers[-n_layers:]
+
+
+def _reestimate_batchnorm(module: nn.Module, views: list[torch.Tensor]) -> None:
+    """Replace BatchNorm running statistics by those of ``views``."""
+    norms = [
+        m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]
+    if not norms:
+        return
+    saved = {m: m.momentum for m in norms}
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the views
+    module.train()
+    with torch.no_grad():
+        for view in views:
+            module(view)
+    for m, momentum in saved.items():
+        m.momentum = momentum
+    module.eval()
+
+
+def _split(module: nn.Module, trainable: list[nn.Module]):
+    """``(frozen_prefix, rest)`` of a layer sequence, or None if not one.
+
+    The prefix holds the leading layers without trainable parameters; it
+    needs no gradient, so its outputs can be computed once and reused.
+    """
+    if isinstance(module, Conv4):
+        layers, first = list(module.encoder), module._as_images
+        last = [nn.Flatten()]
+    elif isinstance(module, nn.Sequential):
+        layers, first, last = list(module), None, []
+    else:
+        return None
+    inside = set()
+    for layer in trainable:
+        inside |= {id(m) for m in layer.modules()}
+    cut = next(
+        (
+            i
+            for i, layer in enumerate(layers)
+            if any(id(m) in inside for m in layer.modules())
+        ),
+        len(layers),
+    )
+    prefix = nn.Sequential(*layers[:cut])
+    if first is not None:
+        prefix = nn.Sequential(_Call(first), *prefix)
+    return prefix, nn.Sequential(*layers[cut:], *last)
+
+
+class _Call(nn.Module):
+    """A function as a layer (to prepend Conv4's input reshaping)."""
+
+    def __init__(self, function) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.function(X)
+
+
+def adapt_encoder(
+    module: nn.Module,
+    images: torch.Tensor,
+    codes: torch.Tensor,
+    *,
+    steps: int,
+    lr: float,
+    max_shift: int,
+    n_layers: int | None,
+    metric: str,
+    seed: int,
+) -> nn.Module:
+    """Fine-tune a copy of ``module`` on pseudo-episodes from the support set.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The encoder; it is copied, never modified.
+    images : Tensor of shape (n, C, H, W)
+        The support images, on the module's device.
+    codes : LongTensor of shape (n,)
+        Class codes in ``[0, n_classes)``.
+    steps : int
+        Adam steps; 0 only re-estimates the BatchNorm statistics.
+    lr : float
+        Adam's learning rate.
+    max_shift : int
+        Largest random shift of the augmented views, in pixels.
+    n_layers : int or None
+        Train only the last ``n_layers`` layers holding parameters (None: all).
+    metric : str
+        Distance of the pseudo-episodes' loss, as in the classifier.
+    seed : int
+        Seeds the augmentations and subsampling: equal seeds, equal results.
+
+    Returns
+    -------
+    torch.nn.Module
+        The adapted copy, in eval mode, without gradients.
+    """
+    adapted = copy.deepcopy(module)
+    device = images.device
+    shift = RandomShift(images.shape[1:], max_shift).train()
+    generator = torch.Generator().manual_seed(seed)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)  # RandomShift draws from the global generator
+        views = [images] + [shift(images) for _ in range(N_VIEWS - 1)]
+        _reestimate_batchnorm(adapted, views)
+        adapted.requires_grad_(False)
+        trainable = trainable_layers(adapted, n_layers)
+        params = [p for layer in trainable for p in layer.parameters()]
+        for p in params:
+            p.requires_grad_(True)
+        split = _split(adapted, trainable)
+        prefix, rest = split if split is not None else (nn.Identity(), adapted)
+        with torch.no_grad():
+            # (view, image, ...): the frozen prefix runs once per view.
+            inputs = torch.stack([prefix(view) for view in views])
+        optimizer = torch.optim.Adam(params, lr=lr)
+        n = len(images)
+        for _ in range(steps):
+            rows = torch.randperm(n, generator=generator)[:MAX_EPISODE_IMAGES]
+            first = torch.randint(0, N_VIEWS, (len(rows),), generator=generator)
+            # A different view for the queries than for the prototypes.
+            other = (
+                first + torch.randint(1, N_VIEWS, (len(rows),), generator=generator)
+            ) % N_VIEWS
+            rows, first, other = rows.to(device), first.to(device), other.to(device)
+            _, labels = torch.unique(codes[rows], return_inverse=True)
+            # BatchNorm stays in eval mode: it keeps the support statistics
+            # rather than those of one small batch.
+            embedded = rest(torch.cat([inputs[first, rows], inputs[other, rows]]))
+            support, queries = embedded[: len(rows)], embedded[len(rows) :]
+            prototypes = class_prototypes(support, labels, int(labels.max()) + 1)
+            logits = -pairwise_distances(queries, prototypes, metric)
+            loss = nn.functional.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return adapted.eval().requires_grad_(False)
