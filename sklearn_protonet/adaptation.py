@@ -5,15 +5,15 @@ accuracy on another (handwritten digits). The support set itself can close
 part of the gap (Hu et al., CVPR 2022, "Pushing the limits of simple
 pipelines for few-shot learning"):
 
-1. the BatchNorm statistics are re-estimated on the (augmented) support set,
-   which alone removes the shift in feature scale between the domains
-   (AdaBN; Li et al., 2016);
+1. the BatchNorm statistics are re-estimated on the support set and shifted
+   copies of it, which alone removes much of the shift in feature scale
+   between the domains (AdaBN; Li et al., 2016);
 2. the last layers take a few Adam steps on pseudo-episodes: two randomly
    shifted views of the support set, the first giving the prototypes, the
    second the queries. One example per class is enough. When the encoder is
    a sequence of layers (``Conv4``, ``nn.Sequential``), the frozen leading
-   layers run once per view rather than once per step, which makes each step
-   several times cheaper.
+   layers run once per view, in the same pass that re-estimates BatchNorm,
+   rather than at every step, which makes each step several times cheaper.
 
 Everything happens on a deep copy: the user's encoder is never modified.
 """
@@ -21,6 +21,8 @@ Everything happens on a deep copy: the user's encoder is never modified.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -30,10 +32,10 @@ from .modules import Conv4, RandomShift
 
 __all__ = ["adapt_encoder"]
 
-#: Most support images in one pseudo-episode: bounds a step's time and memory
-#: whatever the size of the support set (larger sets are subsampled per step).
-MAX_EPISODE_IMAGES = 128
-#: Augmented views of each support image computed for the fine-tuning.
+#: Most support images the adaptation uses (a random subset of larger sets):
+#: bounds its time and memory whatever the size of the support set.
+MAX_IMAGES = 128
+#: Augmented views of each support image (the first is the image itself).
 N_VIEWS = 8
 
 
@@ -47,24 +49,26 @@ def trainable_layers(module: nn.Module, n_layers: int | None) -> list[nn.Module]
     return layers if n_layers is None else layers[-n_layers:]
 
 
-def _reestimate_batchnorm(module: nn.Module, views: list[torch.Tensor]) -> None:
-    """Replace BatchNorm running statistics by those of ``views``."""
+@contextmanager
+def _batchnorm_reestimation(module: nn.Module) -> Iterator[None]:
+    """Within: forward passes replace BatchNorm's running statistics by their
+    average, and normalise with their own batch's statistics (AdaBN).
+
+    Only the BatchNorm layers switch to training mode; dropout stays off.
+    """
     norms = [
         m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
     ]
-    if not norms:
-        return
-    saved = {m: m.momentum for m in norms}
+    saved = [(m, m.momentum, m.training) for m in norms]
     for m in norms:
         m.reset_running_stats()
-        m.momentum = None  # a cumulative average over the views
-    module.train()
-    with torch.no_grad():
-        for view in views:
-            module(view)
-    for m, momentum in saved.items():
-        m.momentum = momentum
-    module.eval()
+        m.momentum = None  # a cumulative average over the passes
+        m.train()
+    try:
+        yield
+    finally:
+        for m, momentum, training in saved:
+            m.momentum, m.training = momentum, training
 
 
 def _split(module: nn.Module, trainable: list[nn.Module]):
@@ -148,43 +152,46 @@ def adapt_encoder(
     torch.nn.Module
         The adapted copy, in eval mode, without gradients.
     """
-    adapted = copy.deepcopy(module)
+    adapted = copy.deepcopy(module).eval()
     device = images.device
-    shift = RandomShift(images.shape[1:], max_shift).train()
     generator = torch.Generator().manual_seed(seed)
+    if len(images) > MAX_IMAGES:
+        keep = torch.randperm(len(images), generator=generator)[:MAX_IMAGES]
+        images, codes = images[keep.to(device)], codes[keep.to(device)]
+    _, codes = torch.unique(codes, return_inverse=True)
+    n_classes = int(codes.max()) + 1
+    adapted.requires_grad_(False)
+    trainable = trainable_layers(adapted, n_layers)
+    params = [p for layer in trainable for p in layer.parameters()]
+    split = _split(adapted, trainable)
+    prefix, rest = split if split is not None else (nn.Identity(), adapted)
+    shift = RandomShift(images.shape[1:], max_shift).train()
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)  # RandomShift draws from the global generator
-        views = [images] + [shift(images) for _ in range(N_VIEWS - 1)]
-        _reestimate_batchnorm(adapted, views)
-        adapted.requires_grad_(False)
-        trainable = trainable_layers(adapted, n_layers)
-        params = [p for layer in trainable for p in layer.parameters()]
+        # One pass over each view re-estimates BatchNorm and computes the
+        # frozen prefix's outputs, reused by every step.
+        inputs = []
+        with _batchnorm_reestimation(adapted), torch.no_grad():
+            for view in range(N_VIEWS):
+                inputs.append(prefix(images if view == 0 else shift(images)))
+                rest(inputs[-1])
+        inputs = torch.stack(inputs)  # (view, image, ...)
         for p in params:
             p.requires_grad_(True)
-        split = _split(adapted, trainable)
-        prefix, rest = split if split is not None else (nn.Identity(), adapted)
-        with torch.no_grad():
-            # (view, image, ...): the frozen prefix runs once per view.
-            inputs = torch.stack([prefix(view) for view in views])
         optimizer = torch.optim.Adam(params, lr=lr)
-        n = len(images)
+        rows = torch.arange(len(images), device=device)
         for _ in range(steps):
-            rows = torch.randperm(n, generator=generator)[:MAX_EPISODE_IMAGES]
+            # Two different views of each image: prototypes from the first,
+            # queries from the second. BatchNorm keeps the support statistics.
             first = torch.randint(0, N_VIEWS, (len(rows),), generator=generator)
-            # A different view for the queries than for the prototypes.
-            other = (
-                first + torch.randint(1, N_VIEWS, (len(rows),), generator=generator)
-            ) % N_VIEWS
-            rows, first, other = rows.to(device), first.to(device), other.to(device)
-            _, labels = torch.unique(codes[rows], return_inverse=True)
-            # BatchNorm stays in eval mode: it keeps the support statistics
-            # rather than those of one small batch.
+            other = torch.randint(1, N_VIEWS, (len(rows),), generator=generator)
+            first, other = first.to(device), ((first + other) % N_VIEWS).to(device)
             embedded = rest(torch.cat([inputs[first, rows], inputs[other, rows]]))
             support, queries = embedded[: len(rows)], embedded[len(rows) :]
-            prototypes = class_prototypes(support, labels, int(labels.max()) + 1)
+            prototypes = class_prototypes(support, codes, n_classes)
             logits = -pairwise_distances(queries, prototypes, metric)
-            loss = nn.functional.cross_entropy(logits, labels)
+            loss = nn.functional.cross_entropy(logits, codes)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

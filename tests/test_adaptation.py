@@ -218,12 +218,17 @@ def test_adaptation_trains_only_the_last_layers_and_reestimates_batchnorm():
     assert not torch.equal(first[0].weight, all_layers.encoder[0][0].weight)
 
 
-def test_adaptation_bounds_its_episodes(monkeypatch):
+def test_adaptation_uses_a_bounded_subset_of_large_support_sets(monkeypatch):
     from sklearn_protonet import adaptation
 
-    monkeypatch.setattr(adaptation, "MAX_EPISODE_IMAGES", 4)
+    seen = []
+    monkeypatch.setattr(adaptation, "MAX_IMAGES", 5)
+    monkeypatch.setattr(
+        adaptation, "class_prototypes", lambda e, c, k: seen.append(len(e)) or e[:k]
+    )
     X, y = _images(n_classes=3, shot=4)
     PrototypicalClassifier(_conv4(), fine_tune_steps=2, random_state=0).fit(X, y)
+    assert seen == [5, 5]
 
 
 def test_adaptation_needs_a_module_and_images():
