@@ -44,7 +44,7 @@ def _margin(clf, queries) -> np.ndarray:
 
 @SETTINGS
 @given(data=support_sets(), seed=st.integers(0, 2**16))
-def test_predictions_do_not_depend_on_shot_order(data, seed):
+def test_predictions_do_not_depend_on_support_order(data, seed):
     X, y, queries = data
     order = np.random.default_rng(seed).permutation(len(y))
     clf = PrototypicalClassifier().fit(X, y)
@@ -58,7 +58,7 @@ def test_predictions_do_not_depend_on_shot_order(data, seed):
 
 @SETTINGS
 @given(data=support_sets(max_shots=3, max_dim=3), seed=st.integers(0, 2**16))
-def test_module_encoder_predictions_do_not_depend_on_shot_order(data, seed):
+def test_module_encoder_predictions_do_not_depend_on_support_order(data, seed):
     X, y, queries = data
     torch.manual_seed(seed)
     encoder = MLP(in_features=X.shape[1], hidden_sizes=(8,), out_features=4)
