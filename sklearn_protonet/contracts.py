@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.frozen import FrozenEstimator
 
+from ._encoders import encoder_module
+
 __all__ = ["InputContract", "InputContractWarning", "get_input_contract"]
 
 POLARITIES = ("light-on-dark", "dark-on-light")
@@ -93,9 +95,10 @@ def get_input_contract(encoder) -> InputContract | None:
 
     Looked up, in order: an ``input_contract`` attribute of the encoder (a
     module, a fitted trainer or a transformer, also inside a
-    ``FrozenEstimator``), then of the trainer's ``module_``; a module with an
+    ``FrozenEstimator``), then of the module behind it; a module with an
     ``input_shape`` (such as :class:`~sklearn_protonet.modules.Conv4`) gives
-    a contract on the shape alone.
+    a contract on the shape alone. Weight files keep the contract
+    (:func:`~sklearn_protonet.persistence.save_encoder`).
 
     Parameters
     ----------
@@ -112,16 +115,16 @@ def get_input_contract(encoder) -> InputContract | None:
     >>> get_input_contract(load_pretrained()).polarity
     'light-on-dark'
     """
+    module = encoder_module(encoder)
     if isinstance(encoder, FrozenEstimator):
         encoder = encoder.estimator
-    for holder in (encoder, getattr(encoder, "module_", None)):
+    for holder in (encoder, module):
         contract = getattr(holder, "input_contract", None)
         if isinstance(contract, InputContract):
             return contract
-    for holder in (encoder, getattr(encoder, "module_", None)):
-        shape = getattr(holder, "input_shape", None)
-        if isinstance(shape, tuple) and len(shape) == 3:
-            return InputContract(shape=shape)
+    shape = getattr(module, "input_shape", None)
+    if isinstance(shape, tuple) and len(shape) == 3:
+        return InputContract(shape=shape)
     return None
 
 
