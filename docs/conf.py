@@ -241,6 +241,26 @@ def _omniglot_results() -> str:
     return text
 
 
+def _cross_domain_results() -> str:
+    """The cross-domain table, with its episodes, recipe and fit's latency."""
+    text = _benchmark_tables("cross_domain", "python benchmarks/cross_domain.py")
+    record = RESULTS / "cross_domain.json"
+    if (RESULTS / "cross_domain.md").is_file() and record.is_file():
+        facts = json.loads(record.read_text(encoding="utf-8"))
+        cells = next(iter(facts["accuracy"].values()))
+        lat = facts["latency"]
+        text += (
+            f"\nAccuracy in % with 95 % intervals over {cells['pixels']['n']} "
+            f"episodes; adapted: ``{facts['adaptation']}``. ``fit`` with "
+            f"adaptation, 10-way 5-shot, {lat['torch_threads']} torch threads: "
+            f"median {lat['median_s']:.2f} s over {lat['repeats']} fits (a "
+            f"frozen ``fit``: {lat['frozen_median_s']:.2f} s), on "
+            f"{facts['machine']['cpu_count']} cores with a 1-minute load "
+            f"average of {lat['load_average_1min']:.1f} ({facts['date']}).\n"
+        )
+    return text
+
+
 def _profiles_table() -> str:
     fields = [
         ("n_shot", "training shot"),
@@ -296,6 +316,7 @@ _write_if_changed(GENERATED / "omniglot_results.rst", _omniglot_results())
 _write_if_changed(GENERATED / "profiles.rst", _profiles_table())
 _write_if_changed(GENERATED / "cli_help.txt", _help(cli_parser))
 _write_if_changed(GENERATED / "omniglot_help.txt", _help(omniglot.build_parser))
+_write_if_changed(GENERATED / "cross_domain.rst", _cross_domain_results())
 _write_if_changed(
     GENERATED / "speed.rst", _benchmark_tables("speed", "python benchmarks/speed.py")
 )

@@ -90,7 +90,7 @@ class InputContract:
         return cls(**data)
 
 
-def get_input_contract(encoder) -> InputContract | None:
+def get_input_contract(encoder, *, infer_shape: bool = True) -> InputContract | None:
     """The input contract an encoder carries, or ``None`` when it states none.
 
     Looked up, in order: an ``input_contract`` attribute of the encoder (a
@@ -103,6 +103,9 @@ def get_input_contract(encoder) -> InputContract | None:
     Parameters
     ----------
     encoder : None, torch.nn.Module or estimator
+    infer_shape : bool, default=True
+        Whether a module's ``input_shape`` makes a contract when none is
+        stated (False: stated contracts only).
 
     Returns
     -------
@@ -123,7 +126,7 @@ def get_input_contract(encoder) -> InputContract | None:
         if isinstance(contract, InputContract):
             return contract
     shape = getattr(module, "input_shape", None)
-    if isinstance(shape, tuple) and len(shape) == 3:
+    if infer_shape and isinstance(shape, tuple) and len(shape) == 3:
         return InputContract(shape=shape)
     return None
 

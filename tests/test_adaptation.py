@@ -17,8 +17,11 @@ from sklearn_protonet.contracts import (
     InputContractWarning,
     get_input_contract,
 )
+from sklearn_protonet.datasets._omniglot import INPUT_CONTRACT
 from sklearn_protonet.modules import MLP, Conv4
+from sklearn_protonet.persistence import load_classifier, save_classifier
 from sklearn_protonet.preprocessing import ImageReader
+from sklearn_protonet.pretrained import load_pretrained
 
 SHAPE = (1, 12, 12)
 
@@ -285,3 +288,33 @@ def test_adaptation_on_cuda():
     ).fit(X, y)
     assert next(model.encoder_.parameters()).device.type == "cuda"
     assert model.predict(X).shape == (len(X),)
+
+
+# -- the shipped encoders and persistence --------------------------------------
+
+
+def test_shipped_encoders_state_omniglots_contract_and_warn():
+    encoder = load_pretrained("omniglot-conv4-1shot")
+    assert get_input_contract(encoder) == INPUT_CONTRACT
+    X = np.zeros((2, 1, 28, 28), np.float32)
+    X[:, :, 10:18, 12:16] = 1.0  # a light stroke on black
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PrototypicalClassifier(encoder).fit(X, [0, 1])
+    with pytest.warns(InputContractWarning, match="look dark-on-light"):
+        PrototypicalClassifier(encoder).fit(1.0 - X, [0, 1])
+
+
+def test_adapted_normalised_classifier_round_trips(tmp_path):
+    X, y = _images()
+    module = _contracted()
+    model = PrototypicalClassifier(
+        module, normalization="cl2n", fine_tune_steps=2, random_state=3
+    ).fit(X, y)
+    save_classifier(model, tmp_path / "model.safetensors")
+    loaded = load_classifier(tmp_path / "model.safetensors")
+    assert loaded.get_params()["fine_tune_steps"] == 2
+    assert loaded.normalization == "cl2n" and loaded.random_state == 3
+    np.testing.assert_array_equal(loaded.embedding_mean_, model.embedding_mean_)
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
+    assert get_input_contract(loaded.encoder_) == module.input_contract

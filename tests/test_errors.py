@@ -9,6 +9,7 @@ the code.
 from __future__ import annotations
 
 import runpy
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_protonet import ClassSplit, EpisodicTrainer, PrototypicalClassifier
+from sklearn_protonet.datasets import load_image_folder
 from sklearn_protonet.model_selection import EpisodicSplit
 from sklearn_protonet.modules import MLP, Conv4
+from sklearn_protonet.preprocessing import ImageReader
+from sklearn_protonet.pretrained import load_pretrained
 
 from .conftest import tiny_trainer
 
@@ -87,6 +92,22 @@ _TOO_SMALL_X = np.random.RandomState(0).rand(30, 4)
 _TOO_SMALL_Y = np.array(["a"] * 10 + ["b"] * 10 + ["small"] * 3 + ["tiny"] * 7)
 _ONE_EXAMPLE_Y = np.array([0] * 4 + [1] * 4 + [2])
 _NON_NUMERIC = np.array([["a", "b", "c"]] * 8, dtype=object)
+
+
+def _image_folder(*classes: str, sizes=(8,), corrupt=False) -> Path:
+    """A temporary folder with one sub-folder per class of small PNGs; an
+    empty class name makes an empty class folder."""
+    root = Path(tempfile.mkdtemp())
+    for name in classes:
+        (root / name).mkdir()
+        for i, size in enumerate(sizes if name else ()):
+            Image.fromarray(np.zeros((size, size), np.uint8)).save(
+                root / name / f"{i}.png"
+            )
+    if corrupt:
+        (root / classes[0] / "broken.png").write_bytes(b"not a png")
+    return root
+
 
 ERROR_CASES: list[ErrorCase] = [
     # -- meta-training episodes -------------------------------------------
@@ -443,6 +464,95 @@ ERROR_CASES: list[ErrorCase] = [
         r"The 'n_shot' parameter of EpisodicSplit must be an int in the range "
         r"\[1, inf\)\. Got 0 instead",
         "Pass ``n_shot`` >= 1.",
+    ),
+    # -- images and your own data ---------------------------------------------
+    ErrorCase(
+        "image-folder-missing",
+        "``load_image_folder`` on a path that is not a folder",
+        lambda: load_image_folder("no/such/folder"),
+        FileNotFoundError,
+        r"No image folder at 'no/such/folder': path must be a folder holding one "
+        r"sub-folder of images per class",
+        "Give the folder that holds one sub-folder per class.",
+    ),
+    ErrorCase(
+        "image-folder-single-class",
+        "``load_image_folder`` on a folder with one class sub-folder",
+        lambda: load_image_folder(_image_folder("a")),
+        ValueError,
+        r"holds 1 class folder\(s\), \['a'\]; few-shot classification needs at "
+        r"least 2",
+        "Add a sub-folder of images for each other class.",
+    ),
+    ErrorCase(
+        "image-folder-empty-class",
+        "A class sub-folder without image files",
+        lambda: load_image_folder(_image_folder("a", "b", sizes=())),
+        ValueError,
+        r"The class folder .* holds no image file .*add images or remove the folder",
+        "Add images to the folder, or remove it.",
+    ),
+    ErrorCase(
+        "image-file-unreadable",
+        "A corrupt, truncated or non-image file among the images",
+        lambda: load_image_folder(_image_folder("a", "b", corrupt=True)),
+        ValueError,
+        r"Cannot read the image file '.*broken.png'",
+        "Repair or remove the named file.",
+    ),
+    ErrorCase(
+        "image-sizes-differ",
+        "Images of different sizes without ``size``",
+        lambda: load_image_folder(_image_folder("a", "b", sizes=(8, 12))),
+        ValueError,
+        r"The images have different sizes .*set size=\(height, width\) to resize "
+        r"them all",
+        "Pass ``size=(height, width)``.",
+    ),
+    ErrorCase(
+        "image-reader-single-path",
+        "``ImageReader().transform`` on one path instead of a list",
+        lambda: ImageReader().transform("image.png"),
+        ValueError,
+        r"X must hold one path or image per sample, got a single str; wrap it in a "
+        r"list",
+        "Pass a list (or array, Series, one-column DataFrame) of paths.",
+    ),
+    ErrorCase(
+        "image-reader-float-range",
+        "Float images with values in 0-255",
+        lambda: ImageReader().transform(np.full((2, 4, 4), 255.0)),
+        ValueError,
+        r"Float images must hold values in \[0, 1\], got \[255, 255\]; rescale "
+        r"them \(e.g. divide by 255\)",
+        "Divide by 255, or pass uint8 arrays.",
+    ),
+    ErrorCase(
+        "image-reader-ambiguous-layout",
+        "An image array whose channel axis cannot be told",
+        lambda: ImageReader().transform(np.zeros((2, 3, 5, 3))),
+        ValueError,
+        r"Cannot tell the image layout of an array of shape \(2, 3, 5, 3\)",
+        "Pass ``(n, H, W)``, ``(n, H, W, C)`` or ``(n, C, H, W)`` arrays.",
+    ),
+    ErrorCase(
+        "encoder-contract-size",
+        "Images of another size than a pretrained encoder's input contract",
+        lambda: PrototypicalClassifier(load_pretrained()).fit(
+            np.zeros((2, 1, 20, 20)), [0, 1]
+        ),
+        ValueError,
+        r"The encoder takes images of shape \(1, 28, 28\) .*but the samples have "
+        r"shape \(1, 20, 20\).*ImageReader.from_encoder\(encoder\)",
+        "Resize the images, e.g. ``ImageReader.from_encoder(encoder)`` in a Pipeline.",
+    ),
+    ErrorCase(
+        "fine-tune-without-module",
+        "``fine_tune_steps`` with an encoder that is not a torch module",
+        lambda: PrototypicalClassifier(fine_tune_steps=5).fit(X4, Y4),
+        ValueError,
+        r"fine_tune_steps=5 needs a torch module encoder to fine-tune, got NoneType",
+        "Use a module encoder, or ``fine_tune_steps=0``.",
     ),
 ]
 
