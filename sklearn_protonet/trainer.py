@@ -37,6 +37,7 @@ from ._embedding import (
     numeric_input,
 )
 from .callbacks import EpisodeLRScheduler
+from .covariance import gaussian_episode_logits
 from .distances import METRICS, class_prototypes, pairwise_distances
 from .episodes import EpisodeSampler, make_rng
 
@@ -168,6 +169,9 @@ def episode_logits(
     target : dict
         ``{"support": codes, "query": codes}``, episode-local class codes.
     metric : str, default="sqeuclidean"
+        ``"gaussian"``: the embeddings are a
+        :class:`~sklearn_protonet.covariance.GaussianEncoder`'s output, and
+        the prototypes are precision-weighted (Fort, 2017).
 
     Returns
     -------
@@ -176,6 +180,8 @@ def episode_logits(
     query_codes : LongTensor of shape (n_query_rows,)
     """
     support_codes, query_codes = target["support"], target["query"]
+    if metric == "gaussian":
+        return gaussian_episode_logits(embeddings, support_codes), query_codes
     n_support_rows = len(support_codes)
     prototypes = class_prototypes(
         embeddings[:n_support_rows], support_codes, int(support_codes.max()) + 1
@@ -273,8 +279,12 @@ class EpisodicTrainer(NeuralNet):
     valid_episodes : int, default=100
         Validation episodes per epoch. They are the same episodes every epoch,
         so the epochs' scores are comparable.
-    metric : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
+    metric : {"sqeuclidean", "euclidean", "cosine", "gaussian"}, \
+default="sqeuclidean"
         Distance in the loss; keep it equal to the classifier's ``metric``.
+        ``"gaussian"`` trains a
+        :class:`~sklearn_protonet.covariance.GaussianEncoder` (Gaussian
+        Prototypical Networks).
     train_split : callable or None, default=ClassSplit(0.2)
         Held-out *classes* for validation (``valid_loss``, ``valid_acc`` in
         ``history``). ``None`` trains on everything without validation;
@@ -385,9 +395,10 @@ class EpisodicTrainer(NeuralNet):
     def initialize(self):
         """Initialise module, criterion, optimizer and callbacks, seeded by
         ``random_state``."""
-        if self.metric not in METRICS:
+        if self.metric not in (*METRICS, "gaussian"):
             raise ValueError(
-                f"metric must be one of {METRICS}, got {self.metric!r}; "
+                f"metric must be one of {(*METRICS, 'gaussian')}, got "
+                f"{self.metric!r}; "
                 "set metric='sqeuclidean' as in the paper."
             )
         if self.autocast_dtype not in (None, "bfloat16", "float16"):

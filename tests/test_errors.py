@@ -136,9 +136,10 @@ ERROR_CASES: list[ErrorCase] = [
         "``EpisodicTrainer(metric='manhattan')``",
         lambda: tiny_trainer(metric="manhattan").fit(X40, Y40),
         ValueError,
-        r"metric must be one of \('sqeuclidean', 'euclidean', 'cosine'\), "
-        r"got 'manhattan'",
-        "Use ``'sqeuclidean'`` (the paper's), ``'euclidean'`` or ``'cosine'``.",
+        r"metric must be one of \('sqeuclidean', 'euclidean', 'cosine', "
+        r"'gaussian'\), got 'manhattan'",
+        "Use ``'sqeuclidean'`` (the paper's), ``'euclidean'``, ``'cosine'`` or "
+        "``'gaussian'`` (with a ``GaussianEncoder``).",
     ),
     ErrorCase(
         "trainer-nan",

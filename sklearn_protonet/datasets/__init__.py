@@ -1,7 +1,14 @@
 """Data set loaders for few-shot learning."""
 
 from ._base import get_cache_home, get_data_home
+from ._digit_attributes import load_digit_attributes
 from ._digits import load_rotated_digits
 from ._omniglot import load_omniglot
 
-__all__ = ["get_cache_home", "get_data_home", "load_omniglot", "load_rotated_digits"]
+__all__ = [
+    "get_cache_home",
+    "get_data_home",
+    "load_digit_attributes",
+    "load_omniglot",
+    "load_rotated_digits",
+]
