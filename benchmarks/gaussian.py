@@ -30,28 +30,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
-import sklearn
-import skorch
 import torch
+from _common import environment, markdown_table, write_results
 from joblib import Parallel, delayed
+from omniglot import WallClockBudget
 from safetensors.torch import load_file, save_file
 from sklearn.datasets import load_digits
 
-import sklearn_protonet
 from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet.callbacks import trained_episodes
 from sklearn_protonet.covariance import GaussianEncoder, ShrunkCovariance
 from sklearn_protonet.datasets import get_cache_home, load_omniglot
 from sklearn_protonet.model_selection import EpisodicSplit, mean_confidence_interval
 from sklearn_protonet.pretrained import load_pretrained
-from sklearn_protonet.reproduce import WallClockBudget, markdown_table
 
-RESULTS = Path(__file__).resolve().parent / "results"
 CELLS = {  # name -> (data, n_way, n_shot, n_query)
     "Omniglot 20-way 1-shot": ("omniglot", 20, 1, 15),
     "Omniglot 20-way 5-shot": ("omniglot", 20, 5, 15),
@@ -90,7 +86,7 @@ def fine_tune(variant: str, X, y, episodes: int, minutes: float, seed: int = 0):
         module,
         metric="gaussian" if variant == "gaussian" else "sqeuclidean",
         n_way=20,
-        n_support=5,
+        n_shot=5,
         n_query=5,
         lr=1e-4,
         episodes_per_epoch=50,
@@ -137,7 +133,7 @@ def train_head(E: np.ndarray, y: np.ndarray, n_shot: int, seed: int = 0):
         GaussianEncoder(torch.nn.Identity(), embedding_dim=E.shape[1]),
         metric="gaussian",
         n_way=20,
-        n_support=n_shot,
+        n_shot=n_shot,
         n_query=5,
         episodes_per_epoch=100,
         max_epochs=HEAD_EPISODES // 100,
@@ -281,28 +277,19 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     record = evaluate(args.test_episodes)
     record.update(
-        test_episodes=args.test_episodes,
-        eval_seconds=round(time.perf_counter() - start, 1),
-        note=(
-            "Paired differences (in brackets) are against `plain`, and for "
-            "`gaussian` against `control`. The machine (2 CPU cores) was shared "
-            "with other jobs while fine-tuning; both variants trained side by "
-            "side, one core each, for the same episodes or the same minutes."
-        ),
-        versions={
-            "sklearn_protonet": sklearn_protonet.__version__,
-            "torch": torch.__version__,
-            "skorch": skorch.__version__,
-            "scikit-learn": sklearn.__version__,
-            "python": platform.python_version(),
-        },
+        environment(
+            test_episodes=args.test_episodes,
+            eval_seconds=round(time.perf_counter() - start, 1),
+            note=(
+                "Paired differences (in brackets) are against `plain`, and for "
+                "`gaussian` against `control`. The machine (2 CPU cores) was "
+                "shared with other jobs while fine-tuning; both variants trained "
+                "side by side, one core each, for the same minutes."
+            ),
+        )
     )
-    RESULTS.mkdir(exist_ok=True)
     text = table(record)
-    for suffix, content in ((".json", json.dumps(record, indent=2)), (".md", text)):
-        tmp = RESULTS / f".gaussian{suffix}.tmp"
-        tmp.write_text(content + "\n")
-        tmp.replace(RESULTS / f"gaussian{suffix}")
+    write_results("gaussian", record, text)
     print(text)
 
 

@@ -17,31 +17,24 @@ Writes benchmarks/results/zero_shot.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
-import sklearn
-import skorch
 import torch
+from _common import environment, markdown_table, write_results
 from sklearn.datasets import load_digits
 from sklearn.linear_model import Ridge
 
-import sklearn_protonet
 from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet.datasets import load_digit_attributes
 from sklearn_protonet.model_selection import EpisodicSplit, mean_confidence_interval
 from sklearn_protonet.modules import MLP
-from sklearn_protonet.reproduce import markdown_table
 from sklearn_protonet.zero_shot import (
     ZeroShotEncoders,
     ZeroShotPrototypicalClassifier,
     ZeroShotTrainer,
 )
 
-RESULTS = Path(__file__).resolve().parent / "results"
 N_UNSEEN = 3
 
 
@@ -154,29 +147,18 @@ def main(argv=None) -> None:
         ["zero-shot minus baseline (paired)", f"{d['accuracy']:+.1f} ± {d['ci95']:.1f}"]
     )
     text = markdown_table(header, rows)
-    record = {
-        "splits": splits,
-        "summary": summary,
-        "n_splits": args.splits,
-        "episodes_per_split": args.episodes,
-        "note": (
+    record = environment(
+        splits=splits,
+        summary=summary,
+        n_splits=args.splits,
+        episodes_per_split=args.episodes,
+        note=(
             "10 classes are tiny: each split meta-trains on 7 digits and tests "
             "on 3, and the 10 attribute vectors were written by hand. The "
             "machine (2 CPU cores) was shared with other jobs."
         ),
-        "versions": {
-            "sklearn_protonet": sklearn_protonet.__version__,
-            "torch": torch.__version__,
-            "skorch": skorch.__version__,
-            "scikit-learn": sklearn.__version__,
-            "python": platform.python_version(),
-        },
-    }
-    RESULTS.mkdir(exist_ok=True)
-    for suffix, content in ((".json", json.dumps(record, indent=2)), (".md", text)):
-        tmp = RESULTS / f".zero_shot{suffix}.tmp"
-        tmp.write_text(content + "\n")
-        tmp.replace(RESULTS / f"zero_shot{suffix}")
+    )
+    write_results("zero_shot", record, text)
     print(text)
 
 

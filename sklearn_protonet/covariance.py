@@ -138,14 +138,14 @@ def gaussian_episode_logits(
         Negative Mahalanobis distances to the precision-weighted prototypes.
     """
     embedding, precision = split_gaussian(output)
-    n_support = len(support_codes)
+    n_rows = len(support_codes)
     prototypes, class_precisions = precision_weighted_prototypes(
-        embedding[:n_support],
-        precision[:n_support],
+        embedding[:n_rows],
+        precision[:n_rows],
         support_codes,
         int(support_codes.max()) + 1,
     )
-    return -mahalanobis_distances(embedding[n_support:], prototypes, class_precisions)
+    return -mahalanobis_distances(embedding[n_rows:], prototypes, class_precisions)
 
 
 def class_precisions(

@@ -25,10 +25,12 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch.callbacks import Callback
 from torch import nn
 
-from ._embedding import as_tensor, eval_mode, numeric_input
+from ._encoders import encoder_module, eval_mode, resolve_device
+from ._inputs import as_tensor, numeric_input
 from .classifier import PrototypicalClassifier
 from .distances import METRICS, pairwise_distances
-from .trainer import EpisodeDataset, EpisodicTrainer, _encode
+from .episodes import EpisodeDataset
+from .trainer import EpisodicTrainer
 
 __all__ = [
     "ZeroShotEncoders",
@@ -357,7 +359,7 @@ class ZeroShotTrainer(EpisodicTrainer):
 
     def _dataset(self, X, y, metadata) -> ZeroShotDataset:
         values, labels, columns = check_metadata(metadata)
-        data = _encode(X, y)
+        data = EpisodeDataset.from_labelled(X, y)
         rows = _rows_for(data.classes, labels, "y")
         self.metadata_columns_ = columns
         return ZeroShotDataset(
@@ -567,12 +569,12 @@ class ZeroShotPrototypicalClassifier(PrototypicalClassifier):
                 "other classes."
             )
         self.encoder_ = self._fit_encoder(X, labels)
-        module = self._pair()
+        module = encoder_module(self.encoder_)
         if module is None:
             embedded = torch.as_tensor(values, dtype=torch.float64)
             self.input_shape_ = X.shape[1:]
         else:
-            device = self._resolve_device(module)
+            device = resolve_device(module, self.device)
             embedded = _embed_metadata(module, values, device)
             self.input_shape_ = None
         codes_t = torch.as_tensor(codes)
@@ -584,15 +586,6 @@ class ZeroShotPrototypicalClassifier(PrototypicalClassifier):
         if X_support is not None or y_support is not None:
             self._blend_support(X_support, y_support)
         return self
-
-    def _pair(self):
-        """The ZeroShotEncoders module behind ``encoder_``, or None."""
-        encoder = self.encoder_
-        if isinstance(encoder, FrozenEstimator):
-            encoder = encoder.estimator
-        if isinstance(encoder, ZeroShotTrainer):
-            return encoder.module_
-        return encoder
 
     def _blend_support(self, X_support, y_support) -> None:
         if X_support is None or y_support is None:

@@ -179,7 +179,7 @@ def test_gaussian_meta_training_learns_and_is_deterministic(digits):
             module,
             metric="gaussian",
             n_way=5,
-            n_support=2,
+            n_shot=2,
             n_query=2,
             episodes_per_epoch=10,
             max_epochs=3,
@@ -218,3 +218,18 @@ def test_gaussian_metric_needs_precision_columns():
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("structure", ["diag", "full"])
+def test_save_and_load_keep_the_precisions(tmp_path, structure):
+    from sklearn_protonet.persistence import load_classifier, save_classifier
+
+    covariance = ShrunkCovariance(structure, shrinkage=0.4)
+    clf = PrototypicalClassifier(metric="mahalanobis", covariance=covariance)
+    clf.fit(X3, Y3)
+    save_classifier(clf, tmp_path / "clf.safetensors")
+    loaded = load_classifier(tmp_path / "clf.safetensors")
+    assert loaded.covariance.get_params() == covariance.get_params()
+    np.testing.assert_array_equal(loaded.precisions_, clf.precisions_)
+    np.testing.assert_array_equal(loaded.shrinkage_, clf.shrinkage_)
+    np.testing.assert_array_equal(loaded.predict_proba(X3), clf.predict_proba(X3))
