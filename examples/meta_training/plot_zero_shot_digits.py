@@ -60,7 +60,7 @@ pair = ZeroShotEncoders(
     metadata_encoder=torch.nn.Linear(attributes.shape[1], 32),
 )
 trainer = ZeroShotTrainer(
-    pair, n_way=5, n_query=10, max_epochs=3, random_state=0, verbose=0
+    pair, n_way=5, n_query=10, max_epochs=2, random_state=0, verbose=0
 )
 trainer.fit(X[seen], y[seen], metadata=attributes)
 print("last training episodes' accuracy:", trainer.history[-1, "train_acc"])
