@@ -15,10 +15,10 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from sklearn_protonet.datasets._base import atomic_writer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -92,15 +92,8 @@ def rendered_readme() -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(path) as out:
+        out.write(text.encode("utf-8"))
 
 
 def record_demo() -> None:

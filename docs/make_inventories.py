@@ -15,14 +15,13 @@ stops the script). Rerun it when adding a name the docs refer to.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import importlib
 import inspect
-import os
 import sys
-import tempfile
 import zlib
 from pathlib import Path
+
+from sklearn_protonet.datasets._base import atomic_writer
 
 OUT = Path(__file__).resolve().parent / "_inventories"
 
@@ -210,22 +209,11 @@ def inventory(project: str) -> bytes:
     return header.encode() + zlib.compress(("\n".join(lines) + "\n").encode())
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     for project in NAMES:
-        _write_atomic(OUT / f"{project}.inv", inventory(project))
+        with atomic_writer(OUT / f"{project}.inv") as out:
+            out.write(inventory(project))
         print(f"{OUT / project}.inv: {len(NAMES[project][1])} names")
     return 0
 

@@ -27,6 +27,7 @@ PAGES = [
     "user_guide/errors",
     "api",
     "generated/sklearn_protonet.PrototypicalClassifier",
+    "developers/layout",
     "generated/sklearn_protonet.modules.Conv4",
     "faq",
     "changelog",

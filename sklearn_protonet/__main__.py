@@ -20,14 +20,13 @@ import pandas as pd
 import torch
 from sklearn.neighbors import NearestCentroid
 from skorch.callbacks import ProgressBar
-from torch import nn
 
-from . import EpisodicTrainer, PrototypicalClassifier
-from .datasets import load_omniglot_sample, load_rotated_digits
+from . import PrototypicalClassifier
+from .datasets import load_omniglot_sample
+from .demo import digits_trainer, load_digits_split
 from .model_selection import EpisodicSplit, episodic_score
-from .modules import Conv4, RandomShift
 from .pretrained import list_pretrained, load_pretrained
-from .runtime import keep_freed_memory
+from .runtime import add_script_options, apply_script_options
 
 DEFAULT_COMMAND = "pretrained"
 
@@ -98,6 +97,8 @@ def _encoder_for_shot(shot: int) -> str:
 
 def run_pretrained(args: argparse.Namespace) -> str:
     """Score the shipped Omniglot encoders and pixels on the shipped sample."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
     X, y = load_omniglot_sample(return_X_y=True)
     _check_episodes(y, args)
     names = {shot: _encoder_for_shot(shot) for shot in args.shots}
@@ -127,46 +128,36 @@ def run_pretrained(args: argparse.Namespace) -> str:
 
 def run_digits(args: argparse.Namespace) -> str:
     """Meta-train on digits 0-4, evaluate episodes of digits 5-9."""
-    if not args.default_malloc:
-        keep_freed_memory()
-    X, y = load_rotated_digits(rotations=(0, 90), return_X_y=True)
-    digit = np.array([int(label[0]) for label in y])
-    base, novel = digit < 5, digit >= 5
-    _check_episodes(y[novel], args)
-    shape = (1, 8, 8)
-    # A module instance is initialised when built, before the trainer's
-    # random_state applies: seed its construction too, for a reproducible run.
-    torch.manual_seed(args.seed)
-    trainer = EpisodicTrainer(
-        nn.Sequential(RandomShift(shape, max_shift=1), Conv4(shape, n_blocks=2)),
-        n_way=10,
-        n_support=5,
-        n_query=10,
+    apply_script_options(args)
+    data = load_digits_split()
+    _check_episodes(data.y_novel, args)
+    progress = ProgressBar(batches_per_epoch=args.train_episodes)
+    trainer = digits_trainer(
+        args.seed,
         episodes_per_epoch=args.train_episodes,
         max_epochs=args.epochs,
-        train_split=None,
-        callbacks=[ProgressBar(batches_per_epoch=args.train_episodes)]
-        if args.progress
-        else None,
-        random_state=args.seed,
+        callbacks=[progress] if args.progress else None,
     )
     print(
-        f"Meta-training Conv4 on {len(np.unique(y[base]))} base classes "
-        f"({args.epochs} epochs x {args.train_episodes} episodes of 10-way 5-shot)..."
+        f"Meta-training Conv4 on {len(np.unique(data.y_base))} base classes "
+        f"({args.epochs} epochs x {args.train_episodes} episodes of 10-way "
+        "5-shot)..."
     )
     start = time.perf_counter()
-    trainer.fit(X[base], y[base])
+    trainer.fit(data.X_base, data.y_base)
     print(f"Trained in {time.perf_counter() - start:.0f} s.\n")
-
     return _comparison(
         {
             "PrototypicalClassifier (meta-trained Conv4)": lambda shot: (
                 PrototypicalClassifier(trainer),
-                X[novel],
+                data.X_novel,
             ),
-            "NearestCentroid (raw pixels)": lambda shot: (NearestCentroid(), X[novel]),
+            "NearestCentroid (raw pixels)": lambda shot: (
+                NearestCentroid(),
+                data.X_novel,
+            ),
         },
-        y[novel],
+        data.y_novel,
         args,
     )
 
@@ -225,9 +216,6 @@ def _add_evaluation_options(parser, *, ways: list[int], episodes: int) -> None:
         "--episodes", type=_positive, default=episodes, help="episodes per table cell"
     )
     group.add_argument("--seed", type=int, default=0, help="random seed")
-    group.add_argument(
-        "--threads", type=_positive, help="torch threads (default: all cores)"
-    )
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -261,6 +249,9 @@ Each K-shot column uses the encoder meta-trained with the closest shot.""",
     pretrained.add_argument(
         "--device", default="cpu", help="where the encoders run: cpu, cuda, ..."
     )
+    pretrained.add_argument(
+        "--threads", type=_positive, help="torch threads (default: all cores)"
+    )
 
     digits = _add_command(
         commands,
@@ -282,16 +273,7 @@ raw pixels on episodes of the digits 5-9. Runs on the CPU.""",
         default=100,
         help="10-way 5-shot training episodes per epoch",
     )
-    training.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
-    )
-    training.add_argument(
-        "--default-malloc",
-        action="store_true",
-        help="keep the C library's default malloc settings (otherwise "
-        "sklearn_protonet.runtime.keep_freed_memory() makes CPU training "
-        "1.5x to 1.8x faster)",
-    )
+    add_script_options(training)
     _add_evaluation_options(digits, ways=[5], episodes=1000)
     parser.command_parsers = {"pretrained": pretrained, "digits": digits}
     return parser
@@ -339,8 +321,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = _parse(parser, sys.argv[1:] if argv is None else argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     print(args.run(args))
     return 0
 

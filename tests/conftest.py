@@ -1,15 +1,21 @@
 """Shared fixtures: small, fast data and encoders."""
 
 import os
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from sklearn_protonet import EpisodicTrainer
-from sklearn_protonet.datasets import load_rotated_digits
+from sklearn_protonet.datasets._base import _resolve_data_home
+from sklearn_protonet.demo import load_digits_split
 from sklearn_protonet.modules import MLP, Conv4
+
+ROOT = Path(__file__).resolve().parents[1]
+# The benchmark scripts (the Omniglot experiment) import their shared helper
+# as a sibling module, as when run as ``python benchmarks/<name>.py``.
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 @pytest.fixture(autouse=True)
@@ -21,33 +27,27 @@ def _two_threads():
 @pytest.fixture(scope="session")
 def digits():
     """Rotated digits split into base (0-4) and novel (5-9) classes."""
-    X, y = load_rotated_digits(return_X_y=True)
-    digit = np.array([int(label[0]) for label in y])
-    return {
-        "X_base": X[digit < 5],
-        "y_base": y[digit < 5],
-        "X_novel": X[digit >= 5],
-        "y_novel": y[digit >= 5],
-    }
+    return dict(load_digits_split())
+
+
+def _small_trainer(module, defaults: dict, params: dict) -> EpisodicTrainer:
+    """A trainer of tiny 3-way 2-shot 2-query episodes, without validation."""
+    episodes = dict(n_way=3, n_shot=2, n_query=2, train_split=None, verbose=0)
+    return EpisodicTrainer(
+        module=module, random_state=0, **{**episodes, **defaults, **params}
+    )
 
 
 def tiny_trainer(**params) -> EpisodicTrainer:
     """An MLP meta-trainer with a budget of a second or so."""
     defaults = dict(
-        module=MLP,
         module__hidden_sizes=(32,),
         module__out_features=16,
-        n_way=3,
-        n_support=2,
-        n_query=2,
         episodes_per_epoch=5,
         valid_episodes=5,
         max_epochs=2,
-        train_split=None,
-        verbose=0,
-        random_state=0,
     )
-    return EpisodicTrainer(**{**defaults, **params})
+    return _small_trainer(params.pop("module", MLP), defaults, params)
 
 
 @pytest.fixture(scope="session")
@@ -66,14 +66,12 @@ OMNIGLOT_FILES = [
 
 
 def omniglot_data_home() -> Path:
-    """The Omniglot data home: $SKLEARN_PROTONET_DATA, else ../shared/data.
+    """The data home the library itself would use: $SKLEARN_PROTONET_DATA,
+    else ~/sklearn_protonet_data. Tests never download into it.
 
     Missing data fails the test in CI (which must run it) and skips it elsewhere.
     """
-    home = Path(
-        os.environ.get("SKLEARN_PROTONET_DATA")
-        or Path(__file__).resolve().parents[2] / "shared" / "data"
-    ).expanduser()
+    home = _resolve_data_home()
     missing = [rel for rel in OMNIGLOT_FILES if not (home / rel).is_file()]
     if missing:
         message = f"Omniglot data not found in {home} (missing {missing})"
@@ -86,20 +84,13 @@ def omniglot_data_home() -> Path:
 def tiny_conv4_trainer(**params) -> EpisodicTrainer:
     """A narrow Conv4 on 8x8 images: BatchNorm makes train and eval mode differ."""
     defaults = dict(
-        module=Conv4,
         module__input_shape=(1, 8, 8),
         module__hidden_channels=4,
         module__n_blocks=3,
-        n_way=3,
-        n_support=2,
-        n_query=2,
         episodes_per_epoch=3,
         max_epochs=1,
-        train_split=None,
-        verbose=0,
-        random_state=0,
     )
-    return EpisodicTrainer(**{**defaults, **params})
+    return _small_trainer(params.pop("module", Conv4), defaults, params)
 
 
 @pytest.fixture(scope="session")

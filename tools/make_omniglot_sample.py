@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sklearn_protonet.datasets import get_data_home, load_omniglot
-from sklearn_protonet.datasets._omniglot import _atomic_write_npz
+from sklearn_protonet.datasets._base import atomic_writer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "sklearn_protonet" / "datasets" / "data"
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             same = all(np.array_equal(shipped[k], v) for k, v in arrays.items())
         print("up to date" if same else f"{SAMPLE} differs from the data home")
         return 0 if same else 1
-    _atomic_write_npz(SAMPLE, arrays)
+    with atomic_writer(SAMPLE) as out:
+        np.savez_compressed(out, **arrays)
     # The licence travels with the images (MIT: keep the notice with copies).
     licence = get_data_home(args.data_home) / "omniglot" / "LICENSE.txt"
     if not licence.is_file():

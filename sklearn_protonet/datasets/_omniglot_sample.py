@@ -5,7 +5,8 @@ from __future__ import annotations
 from importlib import resources
 
 import numpy as np
-from sklearn.utils import Bunch
+
+from ._base import image_bunch, load_descr
 
 __all__ = ["load_omniglot_sample"]
 
@@ -74,14 +75,4 @@ def load_omniglot_sample(*, return_X_y: bool = False):
             f"target {target.shape}); reinstall sklearn-protonet."
         )
     images = pixels.astype(np.float32) / 255
-    data = images.reshape(len(images), -1)
-    if return_X_y:
-        return data, target
-    descr = (package / "descr" / "omniglot_sample.rst").read_text(encoding="utf-8")
-    return Bunch(
-        data=data,
-        images=images,
-        target=target,
-        target_names=np.unique(target),
-        DESCR=descr,
-    )
+    return image_bunch(images, target, load_descr("omniglot_sample"), return_X_y)
