@@ -104,7 +104,12 @@ numpydoc_xref_aliases = {
     "EpisodicSplit": "sklearn_protonet.model_selection.EpisodicSplit",
 }
 # Words of type descriptions that are not names to link.
-numpydoc_xref_ignore = {"of", "or", "and", "shape", "default", "optional", "dtype"}
+# (shape names included: they are sizes, not objects).
+numpydoc_xref_ignore = {
+    *("of", "or", "and", "shape", "default", "optional", "dtype"),
+    *("n", "n_samples", "n_features", "n_features_in_", "n_classes"),
+    *("n_way", "n_shot", "n_query", "n_episodes", "embedding_dim"),
+}
 
 
 def _escape_trailing_underscores(app, what, name, obj, options, lines):
@@ -206,6 +211,9 @@ html_sidebars = {
     "reproduce": [],
     "performance": [],
     "developers/layout": [],
+    "faq": [],
+    "changelog": [],
+    "contributing": [],
 }
 html_show_sourcelink = True
 
