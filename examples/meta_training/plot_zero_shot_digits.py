@@ -1,7 +1,7 @@
 """
-================================================
+=================================================
 Zero-shot digits from a table of their attributes
-================================================
+=================================================
 
 Can a classifier recognise a digit it has never seen an image of, from a
 description alone? Here the description is
