@@ -94,6 +94,20 @@ class Conv4(nn.Module):
         self.to(memory_format=self.memory_format)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Embed a batch of images.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n, C * H * W), (n, C, H, W) or (n, H, W)
+            Flattened rows or images of ``input_shape`` (``(n, H, W)`` when
+            there is one channel).
+
+        Returns
+        -------
+        Tensor of shape (n, embedding_dim)
+            ``hidden_channels`` times the size left after the poolings
+            (64 for 28x28 images and the defaults).
+        """
         return self.encoder(self._as_images(X)).flatten(start_dim=1)
 
     def _as_images(self, X: torch.Tensor) -> torch.Tensor:
@@ -162,6 +176,16 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers[:-2])
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Embed a batch of rows (other dimensions are flattened first).
+
+        Parameters
+        ----------
+        X : Tensor of shape (n, in_features)
+
+        Returns
+        -------
+        Tensor of shape (n, out_features)
+        """
         return self.layers(X.flatten(start_dim=1))
 
 
@@ -186,6 +210,17 @@ class RandomShift(nn.Module):
         self.max_shift = max_shift
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Shift each image at random in training mode; return X unchanged
+        in evaluation mode.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n, C * H * W) or (n, C, H, W)
+
+        Returns
+        -------
+        Tensor of the shape of X
+        """
         if not self.training or self.max_shift == 0:
             return X
         flat = X.dim() == 2

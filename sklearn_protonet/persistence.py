@@ -46,6 +46,7 @@ from . import __version__
 from ._encoders import encoder_module
 from .classifier import PrototypicalClassifier
 from .contracts import InputContract
+from .covariance import VARIANCE_METRICS, ShrunkCovariance
 from .datasets._base import atomic_writer
 from .modules import MLP, Conv4
 from .trainer import EpisodicTrainer
@@ -356,7 +357,7 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
         If the encoder is a scikit-learn transformer (use :func:`dump`) or the
         class labels are neither numbers nor strings.
     """
-    if not isinstance(classifier, PrototypicalClassifier):
+    if type(classifier) is not PrototypicalClassifier:
         raise TypeError(
             f"save_classifier saves a PrototypicalClassifier, got "
             f"{type(classifier).__name__}; use dump for other estimators."
@@ -376,6 +377,12 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
         tensors.update(_module_tensors(module))
     if classifier.embedding_mean_ is not None:
         tensors["embedding_mean"] = torch.from_numpy(classifier.embedding_mean_)
+    # The variance-aware metrics' fitted state (covariance.py).
+    for name in ("precisions", "shrinkage"):
+        if hasattr(classifier, f"{name}_"):
+            value = np.ascontiguousarray(getattr(classifier, f"{name}_"))
+            tensors[name] = torch.from_numpy(value)
+    covariance = classifier.covariance
     random_state = classifier.random_state
     names = getattr(classifier, "feature_names_in_", None)
     metadata = {
@@ -386,6 +393,7 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
                 "metric": classifier.metric,
                 "temperature": float(classifier.temperature),
                 "batch_size": int(classifier.batch_size),
+                "covariance": None if covariance is None else covariance.get_params(),
                 "normalization": classifier.normalization,
                 "fine_tune_steps": int(classifier.fine_tune_steps),
                 "fine_tune_lr": float(classifier.fine_tune_lr),
@@ -453,6 +461,11 @@ def _restore(metadata: dict, tensors: dict, encoder, device) -> PrototypicalClas
     classes = _classes_from_json(metadata["classes"])
     prototypes = tensors.pop("prototypes").numpy()
     mean = tensors.pop("embedding_mean", None)
+    fitted = {
+        name: tensors.pop(name).numpy()
+        for name in ("precisions", "shrinkage")
+        if name in tensors
+    }
     input_shape = tuple(int(s) for s in json.loads(metadata["input_shape"]))
     n_features = int(metadata["n_features_in"])
     names = json.loads(metadata["feature_names_in"])
@@ -481,8 +494,17 @@ def _restore(metadata: dict, tensors: dict, encoder, device) -> PrototypicalClas
         )
 
     # The file holds every constructor parameter but the encoder and device.
-    classifier = PrototypicalClassifier(module, **params)
+    covariance = params.pop("covariance", None)
+    classifier = PrototypicalClassifier(
+        module,
+        covariance=None if covariance is None else ShrunkCovariance(**covariance),
+        **params,
+    )
     classifier._validate_params()
+    if (params["metric"] in VARIANCE_METRICS) != ("precisions" in fitted):
+        raise ValueError(f"metric {params['metric']!r} with tensors {sorted(fitted)}")
+    for name, value in fitted.items():
+        setattr(classifier, f"{name}_", value)
     classifier.classes_ = classes
     classifier.prototypes_ = prototypes
     classifier.encoder_ = module
