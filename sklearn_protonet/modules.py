@@ -90,7 +90,9 @@ class Conv4(nn.Module):
         )
         self.to(memory_format=self.memory_format)
 
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
+    def as_images(self, X: torch.Tensor) -> torch.Tensor:
+        """``X`` checked and reshaped to ``(n, *input_shape)``, in the
+        module's memory layout."""
         if X.dim() == 2:
             if X.shape[1] != self.n_features_in:
                 raise ValueError(
@@ -104,8 +106,10 @@ class Conv4(nn.Module):
                 f"Conv4 expects images of shape {self.input_shape}, got "
                 f"{tuple(X.shape[1:])}. Set input_shape to the size of your images."
             )
-        X = X.contiguous(memory_format=self.memory_format)
-        return self.encoder(X).flatten(start_dim=1)
+        return X.contiguous(memory_format=self.memory_format)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.as_images(X)).flatten(start_dim=1)
 
 
 class MLP(nn.Module):
