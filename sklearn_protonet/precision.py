@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._embedding import module_device
+from ._encoders import module_device
 
 __all__ = [
     "INFERENCE_DTYPES",
