@@ -11,7 +11,8 @@ from sklearn_protonet.modules import MLP, Conv4
 
 
 def _images(n=64, seed=0):
-    return (torch.rand(n, 784, generator=torch.Generator().manual_seed(seed)) > 0.8).float()
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 784, generator=generator) > 0.8).float()
 
 
 def test_cpu_info_reports_model_and_known_flags():
@@ -41,7 +42,8 @@ def test_training_dtype_is_measured_when_the_flags_do_not_decide(monkeypatch):
     )
     assert chosen in (None, "bfloat16")
     # The timing trains a copy: the module itself is untouched.
-    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    after = list(module.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 def test_float32_is_the_module_itself():
