@@ -111,8 +111,9 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         The encoder actually used (the meta-trained clone when ``encoder`` was
         an unfitted trainer).
     inference_module_ : torch.nn.Module or None
-        The module that embeds, in ``inference_dtype`` (the encoder's own
-        module for float32); None when the encoder is not a torch module.
+        The module that embeds in ``inference_dtype`` (an autocast wrapper or
+        an int8 copy of the encoder's module); None for float32, where the
+        encoder's own module embeds.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -211,6 +212,8 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                     f"{type(self.encoder_).__name__}; use inference_dtype='float32'."
                 )
             return None
+        if self.inference_dtype == "float32":
+            return None  # the encoder's own module embeds
         calibration = as_tensor(X) if self.inference_dtype == "int8" else None
         return inference_module(
             module, self.inference_dtype, calibration, self.batch_size
@@ -220,8 +223,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         """Embeddings of X in chunks of ``batch_size`` rows."""
         own = encoder_module(self.encoder_)
         device = resolve_device(own, self.device)
-        # A classifier restored without its inference form (older files)
-        # embeds with the encoder's own module.
+        # None: float32, or a classifier pickled before inference_dtype.
         module = getattr(self, "inference_module_", None)
         module = own if module is None else module
         if module is not None:

@@ -469,7 +469,9 @@ def _restore(metadata: dict, tensors: dict, encoder, device) -> PrototypicalClas
     classifier.prototypes_ = prototypes
     classifier.encoder_ = module
     classifier.inference_module_ = (
-        None if module is None else inference_module(module, classifier.inference_dtype)
+        None
+        if module is None or classifier.inference_dtype == "float32"
+        else inference_module(module, classifier.inference_dtype)
     )
     classifier.input_shape_ = input_shape
     classifier.n_features_in_ = n_features
