@@ -129,3 +129,18 @@ def test_classifier_rejects_reduced_precision_without_a_module():
         PrototypicalClassifier(inference_dtype="int8").fit(X, y)
     with pytest.raises(InvalidParameterError, match="inference_dtype"):
         PrototypicalClassifier(inference_dtype="int4").fit(X, y)
+
+
+def test_saved_classifiers_keep_autocast_and_refuse_int8(tmp_path):
+    from sklearn_protonet.persistence import load_classifier, save_classifier
+
+    torch.manual_seed(0)
+    X, y = _images(10).numpy(), np.repeat([0, 1], 5)
+    clf = PrototypicalClassifier(Conv4(), inference_dtype="bfloat16").fit(X, y)
+    save_classifier(clf, tmp_path / "bf16.safetensors")
+    loaded = load_classifier(tmp_path / "bf16.safetensors")
+    assert loaded.inference_dtype == "bfloat16"
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    clf.set_params(inference_dtype="int8").fit(X, y)
+    with pytest.raises(ValueError, match="cannot save an inference_dtype='int8'"):
+        save_classifier(clf, tmp_path / "int8.safetensors")
