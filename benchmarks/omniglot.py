@@ -227,12 +227,18 @@ def train_omniglot(
     device: str = "cpu",
     progress: bool = True,
     log_prefix: str | None = None,
+    callbacks: tuple = (),
 ) -> EpisodicTrainer:
     """Meta-train Conv4 on Omniglot images (rows of 784 pixels) per ``recipe``;
     returns the fitted trainer. ``log_prefix`` prefixes skorch's per-epoch log
-    lines (when several runs share a console)."""
+    lines (when several runs share a console); ``callbacks`` are added to the
+    recipe's."""
     episodes_per_epoch = min(100, recipe.n_episodes)
-    callbacks = [lr_schedule(recipe), WallClockBudget(recipe.max_minutes)]
+    callbacks = [
+        lr_schedule(recipe),
+        WallClockBudget(recipe.max_minutes),
+        *callbacks,
+    ]
     if progress:
         # skorch sizes its bar from len(dataset); an epoch here is episodes.
         callbacks.append(ProgressBar(batches_per_epoch=episodes_per_epoch))
