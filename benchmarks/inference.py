@@ -59,7 +59,7 @@ def throughput(module, X, y, dtypes, device, rounds: int) -> dict:
     """images/s of predict per dtype, and of the float32 raw forward."""
     batch = X[:10_000]
     support = np.concatenate([np.flatnonzero(y == c)[:5] for c in np.unique(y)[:5]])
-    base = PrototypicalClassifier(module, device=device)
+    base = PrototypicalClassifier(module)  # embeds on the module's device
     fitted = {
         dtype: clone(base).set_params(inference_dtype=dtype).fit(X[support], y[support])
         for dtype in dtypes
@@ -83,7 +83,7 @@ def throughput(module, X, y, dtypes, device, rounds: int) -> dict:
     }
 
 
-def agreement(encoders, X, y, dtypes, device, n_episodes: int) -> dict:
+def agreement(encoders, X, y, dtypes, n_episodes: int) -> dict:
     """Per cell and dtype: agreement with float32 and accuracy (%)."""
     out: dict = {}
     for n_way, n_shot in CELLS:
@@ -94,9 +94,7 @@ def agreement(encoders, X, y, dtypes, device, n_episodes: int) -> dict:
         total = 0
         for support, query in split.split(X, y):
             predictions = {
-                dtype: PrototypicalClassifier(
-                    module, device=device, inference_dtype=dtype
-                )
+                dtype: PrototypicalClassifier(module, inference_dtype=dtype)
                 .fit(X[support], y[support])
                 .predict(X[query])
                 for dtype in dtypes
@@ -130,7 +128,7 @@ def measure(device: str, data_home, rounds: int, n_episodes: int) -> dict:
     encoders = {shot: encoder_module(e) for shot, e in encoders.items()}
     return {
         "throughput": throughput(encoders[5], X, y, dtypes, device, rounds),
-        "agreement": agreement(encoders, X, y, dtypes, device, n_episodes),
+        "agreement": agreement(encoders, X, y, dtypes, n_episodes),
     }
 
 
