@@ -95,9 +95,10 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
     inference_dtype : {"float32", "bfloat16", "float16", "int8"}, default="float32"
         Numeric precision of a ``torch`` encoder in ``fit`` (prototypes) and
         prediction. ``"int8"`` quantises a copy of the encoder (CPU only),
-        calibrated on the support set in ``fit``: on Omniglot it agreed with
-        float32 on at least 99.9 % of test predictions and ran 1.5x to 2x
-        faster on AVX2 CPUs, for about a second more in ``fit``.
+        calibrated on the support set in ``fit`` (about a second more):
+        faster than float32 on x86 CPUs, with predictions that can differ
+        from float32's on a few queries (``benchmarks/inference.py``
+        measures both).
         ``"bfloat16"`` / ``"float16"`` use ``torch.autocast``: fast on GPUs
         and CPUs with AMX, several times *slower* on CPUs without bfloat16
         instructions (see :mod:`sklearn_protonet.precision`).
