@@ -292,3 +292,6 @@ _write_if_changed(
 _write_if_changed(
     GENERATED / "memory.rst", _benchmark_tables("memory", "python benchmarks/memory.py")
 )
+_write_if_changed(
+    GENERATED / "scale.rst", _benchmark_tables("scale", "python benchmarks/scale.py")
+)

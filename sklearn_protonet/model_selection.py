@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from sklearn.model_selection import BaseCrossValidator, cross_val_score
-from sklearn.utils import column_or_1d
+from sklearn.base import clone
+from sklearn.model_selection import BaseCrossValidator
+from sklearn.utils import _safe_indexing, column_or_1d
+from sklearn.utils.parallel import Parallel, delayed
 
 from .episodes import EpisodeSampler, make_rng
 
@@ -132,13 +134,24 @@ def mean_confidence_interval(scores, confidence_z: float = 1.96) -> tuple[float,
     )
 
 
+def _episode_score(estimator, X, y, support, query) -> float:
+    """Accuracy of a clone of ``estimator`` fitted on one episode's support set."""
+    model = clone(estimator).fit(_safe_indexing(X, support), _safe_indexing(y, support))
+    return model.score(_safe_indexing(X, query), _safe_indexing(y, query))
+
+
 def episodic_score(
     estimator, X, y, cv: EpisodicSplit, n_jobs=None
 ) -> tuple[float, float]:
     """Few-shot accuracy over the episodes of ``cv``, with its 95% interval.
 
-    A thin wrapper over :func:`sklearn.model_selection.cross_val_score` and
-    :func:`mean_confidence_interval`.
+    Each episode's score is what
+    :func:`sklearn.model_selection.cross_val_score` gives for that split; the
+    mean and half-width come from :func:`mean_confidence_interval`. Unlike
+    ``cross_val_score``, every task receives the same ``estimator`` object, so
+    under ``joblib.parallel_config(backend="dask", scatter=[estimator])`` the
+    fitted encoder reaches each dask worker once, not once per batch of
+    episodes (see the "Scaling out" guide).
 
     Parameters
     ----------
@@ -148,12 +161,15 @@ def episodic_score(
         Samples and labels of the evaluation classes.
     cv : EpisodicSplit
     n_jobs : int, default=None
-        Parallel jobs for ``cross_val_score``.
+        Parallel jobs, in joblib's active backend (loky processes, or dask
+        workers under ``parallel_config(backend="dask")``).
 
     Returns
     -------
     mean, half_width : float
     """
-    return mean_confidence_interval(
-        cross_val_score(estimator, X, y, cv=cv, n_jobs=n_jobs)
+    scores = Parallel(n_jobs=n_jobs)(
+        delayed(_episode_score)(estimator, X, y, support, query)
+        for support, query in cv.split(X, y)
     )
+    return mean_confidence_interval(scores)

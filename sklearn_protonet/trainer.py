@@ -34,6 +34,7 @@ from ._embedding import (
     has_lazy_parameters,
     iter_embeddings,
     materialize,
+    module_device,
     numeric_input,
 )
 from .callbacks import EpisodeLRScheduler
@@ -511,7 +512,9 @@ class EpisodicTrainer(NeuralNet):
         with numeric_input("X"):
             X = check_array(X, dtype=np.float32, allow_nd=True, input_name="X")
         X = as_tensor(X)
-        chunks = iter_embeddings(self.module_, X, self.batch_size, self.device)
+        # device=None (accelerate places the module): embed where it lives.
+        device = module_device(self.module_) if self.device is None else self.device
+        chunks = iter_embeddings(self.module_, X, self.batch_size, device)
         return torch.cat([c.cpu() for c in chunks]).numpy()
 
     def predict(self, X):
