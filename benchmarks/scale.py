@@ -14,10 +14,10 @@ Two measurements, run side by side in one invocation:
    worker, sampled every 0.2 s.
 2. **The fitted encoder's trips to the workers** during an episodic
    evaluation on the cluster (``--n-episodes`` 20-way 1-shot episodes):
-   ``cross_val_score`` against :func:`~sklearn_protonet.model_selection.episodic_score`
-   with ``parallel_config(backend="dask", scatter=[clf])``. Each worker counts
-   how many times it deserialised the encoder; times the encoder's pickled
-   size, that is the bytes it received.
+   ``cross_val_score`` (without and with joblib's ``scatter=[clf, X, y]``)
+   against :func:`~sklearn_protonet.model_selection.episodic_score`. Each
+   worker counts how many times it deserialised the encoder; times the
+   encoder's pickled size, that is the bytes it received.
 
 Usage::
 
@@ -167,14 +167,15 @@ def transfers(client, n_episodes: int) -> dict:
     cv = EpisodicSplit(n_way=20, n_shot=1, n_query=5, n_episodes=n_episodes)
     runs = {
         "cross_val_score": lambda: cross_val_score(clf, X, y, cv=cv, n_jobs=-1),
-        "episodic_score, scatter=[clf]": lambda: episodic_score(
-            clf, X, y, cv, n_jobs=-1
+        "cross_val_score, scatter=[clf, X, y]": lambda: cross_val_score(
+            clf, X, y, cv=cv, n_jobs=-1
         ),
+        "episodic_score": lambda: episodic_score(clf, X, y, cv, n_jobs=-1),
     }
     size = len(pickle.dumps(encoder))
     out = {"encoder_pickled_bytes": size, "n_episodes": n_episodes, "runs": []}
     for name, run in runs.items():
-        scatter = [clf] if "scatter" in name else None
+        scatter = [clf, X, y] if "scatter" in name else None
         before = client.run(unpickled)
         start = time.perf_counter()
         with joblib.parallel_config(backend="dask", scatter=scatter):

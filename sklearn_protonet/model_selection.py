@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+from joblib import effective_n_jobs
 from sklearn.base import clone
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import _safe_indexing, column_or_1d
@@ -134,10 +135,16 @@ def mean_confidence_interval(scores, confidence_z: float = 1.96) -> tuple[float,
     )
 
 
-def _episode_score(estimator, X, y, support, query) -> float:
-    """Accuracy of a clone of ``estimator`` fitted on one episode's support set."""
-    model = clone(estimator).fit(_safe_indexing(X, support), _safe_indexing(y, support))
-    return model.score(_safe_indexing(X, query), _safe_indexing(y, query))
+def _episode_scores(estimator, X, y, episodes) -> list[float]:
+    """Accuracy of a clone of ``estimator`` fitted on each episode's support
+    set, as :func:`~sklearn.model_selection.cross_val_score` computes it."""
+    scores = []
+    for support, query in episodes:
+        model = clone(estimator).fit(
+            _safe_indexing(X, support), _safe_indexing(y, support)
+        )
+        scores.append(model.score(_safe_indexing(X, query), _safe_indexing(y, query)))
+    return scores
 
 
 def episodic_score(
@@ -148,10 +155,10 @@ def episodic_score(
     Each episode's score is what
     :func:`sklearn.model_selection.cross_val_score` gives for that split; the
     mean and half-width come from :func:`mean_confidence_interval`. Unlike
-    ``cross_val_score``, every task receives the same ``estimator`` object, so
-    under ``joblib.parallel_config(backend="dask", scatter=[estimator])`` the
-    fitted encoder reaches each dask worker once, not once per batch of
-    episodes (see the "Scaling out" guide).
+    ``cross_val_score``, the episodes are split into one task per parallel
+    job, so the estimator (with its fitted encoder) and the data travel once
+    per job, not with every batch of episodes: once per worker on a dask
+    cluster under ``joblib.parallel_config(backend="dask")``.
 
     Parameters
     ----------
@@ -161,15 +168,21 @@ def episodic_score(
         Samples and labels of the evaluation classes.
     cv : EpisodicSplit
     n_jobs : int, default=None
-        Parallel jobs, in joblib's active backend (loky processes, or dask
-        workers under ``parallel_config(backend="dask")``).
+        Parallel jobs, in joblib's active backend (loky processes, or the
+        threads of a dask cluster's workers).
 
     Returns
     -------
     mean, half_width : float
     """
-    scores = Parallel(n_jobs=n_jobs)(
-        delayed(_episode_score)(estimator, X, y, support, query)
-        for support, query in cv.split(X, y)
+    episodes = list(cv.split(X, y))
+    n_tasks = max(1, min(effective_n_jobs(n_jobs), len(episodes)))
+    chunks = Parallel(n_jobs=n_jobs)(
+        delayed(_episode_scores)(estimator, X, y, episodes[task::n_tasks])
+        for task in range(n_tasks)
     )
+    # Task t scored episodes t, t + n_tasks, ...: put them back in order.
+    scores = np.empty(len(episodes))
+    for task, chunk in enumerate(chunks):
+        scores[task::n_tasks] = chunk
     return mean_confidence_interval(scores)

@@ -40,11 +40,12 @@ def fresh_accelerator_state():
 
 
 def _accelerated(**params):
+    """The accelerated twin of ``tiny_trainer(**PARAMS, **params)``."""
     accelerator = params.pop("accelerator", None) or accelerate.Accelerator(cpu=True)
-    plain = tiny_trainer(**{**PARAMS, **params})
-    return accelerated.AcceleratedEpisodicTrainer(
-        accelerator=accelerator, **plain.get_params(deep=False)
-    )
+    plain = tiny_trainer(**{**PARAMS, **params}).get_params(deep=False)
+    # Accelerate places the module: skorch's device stays None.
+    plain = {k: v for k, v in plain.items() if k != "device" and not k.startswith("_")}
+    return accelerated.AcceleratedEpisodicTrainer(accelerator=accelerator, **plain)
 
 
 def test_one_cpu_process_trains_exactly_as_the_plain_trainer(digits):

@@ -86,7 +86,7 @@ def test_cross_val_and_episodic_score_on_dask_equal_serial(
     cv = EpisodicSplit(n_way=5, n_shot=1, n_query=5, n_episodes=8, random_state=0)
     serial_scores = cross_val_score(clf, X, y, cv=cv)
     serial = episodic_score(clf, X, y, cv)
-    with joblib.parallel_config(backend="dask", scatter=[clf]):
+    with joblib.parallel_config(backend="dask"):
         scores = cross_val_score(clf, X, y, cv=cv, n_jobs=-1)
         on_dask = episodic_score(clf, X, y, cv, n_jobs=-1)
     np.testing.assert_array_equal(scores, serial_scores)
@@ -110,19 +110,19 @@ def _unpickled() -> int:
     return UNPICKLED
 
 
-def test_episodic_score_sends_the_fitted_encoder_once_per_worker(client, digits):
+def test_episodic_score_sends_the_fitted_encoder_once_per_job(client, digits):
     trainer = tiny_trainer(module=CountingMLP, max_epochs=1)
     trainer.fit(digits["X_base"], digits["y_base"])
     clf = PrototypicalClassifier(trainer)
     X, y = digits["X_novel"], digits["y_novel"]
     cv = EpisodicSplit(n_way=5, n_shot=1, n_query=5, n_episodes=40, random_state=0)
     before = client.run(_unpickled)
-    with joblib.parallel_config(backend="dask", scatter=[clf]):
+    with joblib.parallel_config(backend="dask"):
         on_dask = episodic_score(clf, X, y, cv, n_jobs=-1)
     after = client.run(_unpickled)
-    assert {worker: after[worker] - before[worker] for worker in after} == {
-        worker: 1 for worker in after
-    }
+    # Two worker threads, two tasks: the encoder travels at most twice for
+    # 40 episodes (cross_val_score sends it with every batch of episodes).
+    assert 1 <= sum(after[w] - before[w] for w in after) <= 2
     assert on_dask == episodic_score(clf, X, y, cv)
 
 
