@@ -33,15 +33,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+from _common import RESULTS, environment, markdown_table, write_results
+
 N_PROTOTYPES = 1000
 DIM = 64
 MB = 2**20
@@ -167,25 +165,16 @@ def main() -> None:
     results["naive_broadcast_extrapolated_mb"] = _extrapolate(
         results["naive_broadcast"], big
     )
-    import numpy as np
-    import torch
-
     results["setup"] = {
         "n_prototypes": N_PROTOTYPES,
         "dim": DIM,
         "dtype": "float64 (identity encoder)",
         "torch_threads": THREADS,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "cpu_count": os.cpu_count(),
         "memory_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
         "command": "python benchmarks/memory.py",
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **environment(),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "memory.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "memory.md").write_text(_markdown(results))
+    write_results("memory", results, _markdown(results))
     print(f"Wrote {RESULTS / 'memory.json'} and memory.md")
 
 
@@ -193,18 +182,24 @@ def _markdown(r: dict) -> str:
     s = r["setup"]
 
     def row(label, p, note=""):
-        return (
-            f"| {label} | {p['n']:,} | {p['batch_size']:,} | {p['input_mb']:.0f} | "
-            f"{p['output_mb']:.1f} | {p['extra_peak_mb']:.1f} | {p['seconds']:.2f} | "
-            f"{note} |"
-        )
+        return [
+            label,
+            f"{p['n']:,}",
+            f"{p['batch_size']:,}",
+            f"{p['input_mb']:.0f}",
+            f"{p['output_mb']:.1f}",
+            f"{p['extra_peak_mb']:.1f}",
+            f"{p['seconds']:.2f}",
+            note,
+        ]
 
     lines = [
         "# Peak memory of prediction",
         "",
         f"Identity encoder, {s['dim']} float64 features, {s['n_prototypes']:,} "
-        f"prototypes; {s['cpu_count']} CPUs, {s['memory_gb']:.0f} GB RAM, torch "
-        f"{s['torch']} with {s['torch_threads']} threads; {s['date']}. Produced by "
+        f"prototypes; {s['machine']['cpu_count']} CPUs, {s['memory_gb']:.0f} GB RAM, "
+        f"torch {s['versions']['torch']} with {s['torch_threads']} threads; "
+        f"{s['date']}. Produced by "
         f"`{s['command']}`.",
         "",
         "*Extra peak* is how far the process's peak resident memory (ru_maxrss) "
@@ -212,18 +207,33 @@ def _markdown(r: dict) -> str:
         "per case: the memory the call needed, output included, input excluded. "
         "Seconds are indicative only (2 shared cores).",
         "",
-        "| case | n | batch_size | input MB | output MB | extra peak MB | "
-        "seconds | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
-        row("predict, chunked (default)", r["predict_chunked"], "main case"),
-        *[row("predict, one batch", p) for p in r["predict_unchunked"]],
-        row("predict_proba, chunked", r["predict_proba_chunked"], "output is n x k"),
-        row("predict_proba, one batch", r["predict_proba_unchunked"]),
-        row("transform, chunked", r["transform_chunked"], "output is n x d"),
-        *[
-            row("naive broadcast n x k x d", p, "reference, not the library")
-            for p in r["naive_broadcast"]
-        ],
+        markdown_table(
+            [
+                "case",
+                "n",
+                "batch_size",
+                "input MB",
+                "output MB",
+                "extra peak MB",
+                "seconds",
+                "note",
+            ],
+            [
+                row("predict, chunked (default)", r["predict_chunked"], "main case"),
+                *[row("predict, one batch", p) for p in r["predict_unchunked"]],
+                row(
+                    "predict_proba, chunked",
+                    r["predict_proba_chunked"],
+                    "output is n x k",
+                ),
+                row("predict_proba, one batch", r["predict_proba_unchunked"]),
+                row("transform, chunked", r["transform_chunked"], "output is n x d"),
+                *[
+                    row("naive broadcast n x k x d", p, "reference, not the library")
+                    for p in r["naive_broadcast"]
+                ],
+            ],
+        ),
         "",
         "Extrapolated to n = 1,000,000 (linear fit of the rows above):",
         "",

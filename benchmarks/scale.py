@@ -28,28 +28,22 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
-import platform
 import resource
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-sys.path.insert(0, str(HERE))  # workers import _scale_counting from here
+# This folder is on sys.path (the script's own), and the spawned dask workers
+# inherit it: they import _scale_counting by name.
+from _common import environment, markdown_table, write_results
+from _scale_counting import CountingConv4, unpickled
 
-from _scale_counting import CountingConv4, unpickled  # noqa: E402
-
-import sklearn_protonet  # noqa: E402
-from sklearn_protonet import PrototypicalClassifier  # noqa: E402
-from sklearn_protonet.reproduce import markdown_table  # noqa: E402
+from sklearn_protonet import PrototypicalClassifier
 
 PIXELS = 28 * 28
 N_CLASSES = 20
@@ -159,8 +153,12 @@ def transfers(client, n_episodes: int) -> dict:
 
     from sklearn_protonet.model_selection import EpisodicSplit, episodic_score
 
-    encoder = CountingConv4(input_shape=(1, 28, 28))
-    encoder.load_state_dict(pretrained_encoder().estimator.module_.state_dict())
+    # The pretrained, frozen trainer, its Conv4 swapped for a counting twin:
+    # clones share a fitted encoder, so only trips to the workers count.
+    encoder = pretrained_encoder()
+    counting = CountingConv4(input_shape=(1, 28, 28))
+    counting.load_state_dict(encoder.estimator.module_.state_dict())
+    encoder.estimator.module_ = counting.eval()
     clf = PrototypicalClassifier(encoder)
     X = images(10**6, 50 * N_CLASSES)
     y = np.repeat(np.arange(50), N_CLASSES)
@@ -172,7 +170,7 @@ def transfers(client, n_episodes: int) -> dict:
         ),
         "episodic_score": lambda: episodic_score(clf, X, y, cv, n_jobs=-1),
     }
-    size = len(pickle.dumps(encoder))
+    size = len(pickle.dumps(counting))
     out = {"encoder_pickled_bytes": size, "n_episodes": n_episodes, "runs": []}
     for name, run in runs.items():
         scatter = [clf, X, y] if "scatter" in name else None
@@ -193,15 +191,11 @@ def versions() -> dict:
     import dask
     import distributed
 
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "dask": dask.__version__,
-        "distributed": distributed.__version__,
-        "sklearn_protonet": sklearn_protonet.__version__,
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": os.getloadavg(),
-    }
+    return environment(
+        dask=dask.__version__,
+        distributed=distributed.__version__,
+        load_average_at_start=os.getloadavg(),
+    )
 
 
 def render(report: dict) -> str:
@@ -225,30 +219,20 @@ def render(report: dict) -> str:
             for r in t["runs"]
         ],
     )
+    env = report["environment"]
     return (
         f"# Scaling out with dask\n\n{report['n_images']:,} images of 28x28 "
         f"float32, in blocks of {report['chunk']:,}; Conv4 encoder, "
         f"{N_CLASSES} prototypes. Worker memory is the whole worker process "
         "(Python, torch, its share of the images: "
         f"{report['prediction'][-1]['data_per_worker_mb']:,.0f} MB). The "
-        f"machine ({report['versions']['cpu_count']} cores) was shared with "
-        "other jobs and the run was niced (load average "
-        f"{report['versions']['load_average_at_start'][0]:.1f} at the start): "
+        f"machine ({env['machine']['cpu_count']} cores) was shared with other "
+        "jobs and the run was niced (load average "
+        f"{env['load_average_at_start'][0]:.1f} at the start): "
         "compare the rows with each other, not with other machines.\n\n"
         f"{table}\n\n{t['n_episodes']} episodes of 20-way 1-shot; the encoder "
         f"pickles to {t['encoder_pickled_bytes'] / MB:.2f} MB.\n\n{trips}\n"
     )
-
-
-def write(report: dict) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    for name, text in (
-        ("scale.json", json.dumps(report, indent=2)),
-        ("scale.md", render(report)),
-    ):
-        tmp = RESULTS / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.replace(RESULTS / name)
 
 
 def main(argv=None) -> int:
@@ -269,7 +253,7 @@ def main(argv=None) -> int:
     report = {
         "n_images": args.n_images,
         "chunk": args.chunk,
-        "versions": versions(),
+        "environment": versions(),
         "prediction": [],
     }
     expected = None
@@ -294,7 +278,7 @@ def main(argv=None) -> int:
         print(report["transfers"], flush=True)
     print(render(report))
     if not args.no_write:
-        write(report)
+        write_results("scale", report, render(report))
     return 0
 
 

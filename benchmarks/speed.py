@@ -32,33 +32,26 @@ does), unless --default-malloc.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
-import os
-import platform
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
-import sklearn
-import skorch
 import torch
+from _common import environment, markdown_table, write_results
 from joblib import Parallel, delayed
 from sklearn.neighbors import NearestCentroid
 from torch import nn
 
-import sklearn_protonet
 from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
-from sklearn_protonet.episodes import EpisodeSampler
+from sklearn_protonet.distances import episode_logits
+from sklearn_protonet.episodes import EpisodeSampler, episode_target
 from sklearn_protonet.modules import Conv4
-from sklearn_protonet.reproduce import markdown_table
 from sklearn_protonet.runtime import keep_freed_memory
-from sklearn_protonet.trainer import episode_logits
 
-RESULTS = Path(__file__).resolve().parent / "results"
-N_WAY, N_SUPPORT, N_QUERY = 60, 5, 5
+N_WAY, N_SHOT, N_QUERY = 60, 5, 5
+EPISODE_IMAGES = N_WAY * (N_SHOT + N_QUERY)
 
 
 def fake_omniglot(n_classes: int = 1200, per_class: int = 20, seed: int = 0):
@@ -89,12 +82,9 @@ def plain_loop(X: torch.Tensor, y: np.ndarray, n_episodes: int, seed: int):
     torch.manual_seed(seed)
     module = Conv4()
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
-    sampler = EpisodeSampler(y, N_WAY, N_SUPPORT, N_QUERY)
+    sampler = EpisodeSampler(y, N_WAY, N_SHOT, N_QUERY)
     rng = np.random.default_rng(seed)
-    target = {
-        "support": torch.arange(N_WAY).repeat_interleave(N_SUPPORT),
-        "query": torch.arange(N_WAY).repeat_interleave(N_QUERY),
-    }
+    target = episode_target(N_WAY, N_SHOT, N_QUERY)
     module.train()
     start = time.perf_counter()
     for _ in range(n_episodes):
@@ -112,7 +102,7 @@ def trainer_run(X: np.ndarray, y: np.ndarray, n_episodes: int, seed: int, **para
     trainer = EpisodicTrainer(
         Conv4,
         n_way=N_WAY,
-        n_support=N_SUPPORT,
+        n_shot=N_SHOT,
         n_query=N_QUERY,
         episodes_per_epoch=n_episodes,
         max_epochs=1,
@@ -162,7 +152,7 @@ def _step_seconds_in_fresh_process(keep_memory: bool) -> dict[str, float]:
     if keep_memory:
         keep_freed_memory()
     torch.manual_seed(0)
-    episode = (torch.rand(N_WAY * (N_SUPPORT + N_QUERY), 784) > 0.8).float()
+    episode = (torch.rand(EPISODE_IMAGES, 784) > 0.8).float()
     return {
         dtype: training_step(Conv4(), episode, autocast=dtype == "bfloat16")()
         for dtype in ("float32", "bfloat16")
@@ -214,11 +204,7 @@ def papers_block_order(module: Conv4) -> Conv4:
 def training_step(module: nn.Module, episode: torch.Tensor, autocast: bool):
     """One episodic step on ``episode`` (support rows first), as a timer."""
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
-    way = torch.arange(N_WAY)
-    target = {
-        "support": way.repeat_interleave(N_SUPPORT),
-        "query": way.repeat_interleave(N_QUERY),
-    }
+    target = episode_target(N_WAY, N_SHOT, N_QUERY)
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
@@ -272,6 +258,156 @@ def levers(episode: torch.Tensor, rounds: int, compile_: bool) -> dict:
     return out
 
 
+def meta_training(X, y, n: int, rounds: int) -> dict:
+    """1. Meta-training throughput against the plain PyTorch loop."""
+    X_tensor = torch.from_numpy(X)
+    seconds = interleaved(
+        {
+            "plain PyTorch loop": lambda: plain_loop(X_tensor, y, n, 0),
+            "EpisodicTrainer (default)": lambda: trainer_run(X, y, n, 0),
+            "EpisodicTrainer (bfloat16 autocast)": lambda: trainer_run(
+                X, y, n, 0, autocast_dtype="bfloat16"
+            ),
+        },
+        rounds,
+    )
+    return {
+        name: {
+            "seconds_per_episode": s / n,
+            "episodes_per_s": n / s,
+            "images_per_s": n * EPISODE_IMAGES / s,
+            "vs_plain_loop": seconds["plain PyTorch loop"] / s,
+        }
+        for name, s in seconds.items()
+    }
+
+
+def _timer(call: Callable[[], object]) -> Callable[[], float]:
+    def run():
+        start = time.perf_counter()
+        call()
+        return time.perf_counter() - start
+
+    return run
+
+
+def _raw_forward(module: nn.Module, batch: np.ndarray, rows: int):
+    """The module alone, ``rows`` images per call."""
+
+    def call():
+        with torch.inference_mode():
+            images = torch.from_numpy(batch)
+            for first in range(0, len(images), rows):
+                module(images[first : first + rows])
+
+    return _timer(call)
+
+
+def prediction(X, y, rounds: int) -> dict:
+    """2. predict / predict_proba against the raw forward on 10,000 images,
+    in one call and in calls of the classifier's batch_size (its speed
+    depends on how cheaply the process gets 2 GB of activations)."""
+    module = Conv4().eval()
+    batch = X[:10_000]
+    support = np.concatenate([np.flatnonzero(y == c)[:5] for c in range(5)])
+    clf = PrototypicalClassifier(module).fit(X[support], y[support])
+    one_call = "raw module forward, one call"
+    chunked = f"raw module forward, {clf.batch_size}-row calls"
+    seconds = interleaved(
+        {
+            one_call: _raw_forward(module, batch, len(batch)),
+            chunked: _raw_forward(module, batch, clf.batch_size),
+            "predict": _timer(lambda: clf.predict(batch)),
+            "predict_proba": _timer(lambda: clf.predict_proba(batch)),
+        },
+        rounds,
+    )
+    best_raw = min(seconds[one_call], seconds[chunked])
+    return {
+        name: {"images_per_s": len(batch) / s, "vs_best_raw_forward": best_raw / s}
+        for name, s in seconds.items()
+    }
+
+
+def fit_latency(X, y, rounds: int) -> dict:
+    """3. fit latency of 5-shot support sets, in milliseconds."""
+    module = Conv4().eval()
+
+    def fit(n_way: int):
+        idx = np.concatenate([np.flatnonzero(y == c)[:5] for c in range(n_way)])
+        return _timer(lambda: PrototypicalClassifier(module).fit(X[idx], y[idx]))
+
+    seconds = interleaved(
+        {"5-way 5-shot": fit(5), "1000-way 5-shot": fit(1000)}, rounds
+    )
+    return {name: 1000 * s for name, s in seconds.items()}
+
+
+def identity_vs_nearest_centroid(rounds: int) -> dict:
+    """4. The identity encoder against NearestCentroid, 100,000 x 100."""
+    rng = np.random.default_rng(0)
+    X_tab = rng.normal(size=(100_000, 100))
+    y_tab = rng.integers(0, 10, 100_000)
+
+    def fit_predict(estimator):
+        return _timer(lambda: estimator.fit(X_tab, y_tab).predict(X_tab))
+
+    seconds = interleaved(
+        {
+            "NearestCentroid": fit_predict(NearestCentroid()),
+            "PrototypicalClassifier()": fit_predict(PrototypicalClassifier()),
+        },
+        rounds,
+    )
+    return {
+        name: {"seconds": s, "vs_nearest_centroid": s / seconds["NearestCentroid"]}
+        for name, s in seconds.items()
+    }
+
+
+def gflops(episode: torch.Tensor, rounds: int) -> dict:
+    """5. Achieved GFLOP/s: Conv4 forward+backward (3x the forward FLOPs)
+    against a large float32 matmul, the machine's practical peak."""
+    size = 2048
+    a, b = torch.randn(size, size), torch.randn(size, size)
+
+    def matmul():
+        for _ in range(5):
+            a @ b
+
+    module = Conv4()
+
+    def conv4_step():
+        for _ in range(3):
+            module(episode).sum().backward()
+
+    seconds = interleaved(
+        {"matmul": _timer(matmul), "conv4": _timer(conv4_step)}, rounds
+    )
+    matmul_gflops = 5 * 2 * size**3 / seconds["matmul"] / 1e9
+    conv4_gflops = (
+        3 * 3 * EPISODE_IMAGES * conv4_flops_per_image() / seconds["conv4"] / 1e9
+    )
+    return {
+        "float32 matmul 2048x2048": matmul_gflops,
+        "Conv4 forward+backward": conv4_gflops,
+        "conv4_fraction_of_matmul": conv4_gflops / matmul_gflops,
+    }
+
+
+def trainings_in_turn_or_side_by_side(X, y, n, rounds, keep_memory) -> dict:
+    """7. Two trainings: in turn on all threads, or side by side."""
+    seconds = interleaved(two_trainings(X, y, n, keep_memory), rounds)
+    return {
+        name: {
+            "seconds": s,
+            "episodes_per_s": 2 * n / s,
+            "vs_in_turn": seconds["in turn, all threads each"] / s,
+        }
+        for name, s in seconds.items()
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -288,199 +424,37 @@ def main() -> int:
     keep_memory = not args.default_malloc and keep_freed_memory()
     torch.manual_seed(0)
     X, y = fake_omniglot()
-    X_tensor = torch.from_numpy(X)
-    images = N_WAY * (N_SUPPORT + N_QUERY)
-    report: dict = {}
-
-    # 1. Meta-training throughput.
-    n = args.episodes
-    seconds = interleaved(
-        {
-            "plain PyTorch loop": lambda: plain_loop(X_tensor, y, n, 0),
-            "EpisodicTrainer (default)": lambda: trainer_run(X, y, n, 0),
-            "EpisodicTrainer (bfloat16 autocast)": lambda: trainer_run(
-                X, y, n, 0, autocast_dtype="bfloat16"
-            ),
-        },
-        args.rounds,
-    )
-    report["meta_training"] = {
-        name: {
-            "seconds_per_episode": s / n,
-            "episodes_per_s": n / s,
-            "images_per_s": n * images / s,
-            "vs_plain_loop": seconds["plain PyTorch loop"] / s,
-        }
-        for name, s in seconds.items()
+    episode = torch.from_numpy(X[:EPISODE_IMAGES])
+    rounds, n = args.rounds, args.episodes
+    report = {
+        "meta_training": meta_training(X, y, n, rounds),
+        "prediction": prediction(X, y, rounds),
+        "fit_latency_ms": fit_latency(X, y, rounds),
+        "identity_vs_nearest_centroid": identity_vs_nearest_centroid(rounds),
+        "gflops": gflops(episode, rounds),
+        "levers": levers(episode, rounds, args.compile),
+        "two_trainings": trainings_in_turn_or_side_by_side(
+            X, y, n, rounds, keep_memory
+        ),
+        "allocator": allocator(rounds),
+        "environment": environment(
+            keep_freed_memory=keep_memory, rounds=rounds, episodes_per_timing=n
+        ),
     }
-
-    # 2. Prediction throughput on one batch of 10,000 images.
-    module = Conv4().eval()
-    batch = X[:10_000]
-    support = np.concatenate([np.flatnonzero(y == c)[:5] for c in range(5)])
-    clf = PrototypicalClassifier(module).fit(X[support], y[support])
-
-    def raw_forward(rows: int):
-        """The module alone, ``rows`` images per call."""
-
-        def run():
-            start = time.perf_counter()
-            with torch.inference_mode():
-                images = torch.from_numpy(batch)
-                for first in range(0, len(images), rows):
-                    module(images[first : first + rows])
-            return time.perf_counter() - start
-
-        return run
-
-    def timed(method):
-        def run():
-            start = time.perf_counter()
-            getattr(clf, method)(batch)
-            return time.perf_counter() - start
-
-        return run
-
-    # Two baselines: one call on all 10,000 images (its speed depends on how
-    # cheaply the process gets 2 GB of activations), and calls on chunks of
-    # the classifier's batch_size.
-    one_call = "raw module forward, one call"
-    chunked = f"raw module forward, {clf.batch_size}-row calls"
-    seconds = interleaved(
-        {
-            one_call: raw_forward(len(batch)),
-            chunked: raw_forward(clf.batch_size),
-            "predict": timed("predict"),
-            "predict_proba": timed("predict_proba"),
-        },
-        args.rounds,
-    )
-    best_raw = min(seconds[one_call], seconds[chunked])
-    report["prediction"] = {
-        name: {
-            "images_per_s": len(batch) / s,
-            "vs_best_raw_forward": best_raw / s,
-        }
-        for name, s in seconds.items()
-    }
-
-    # 3. fit latency.
-    def fit_latency(n_way: int):
-        idx = np.concatenate([np.flatnonzero(y == c)[:5] for c in range(n_way)])
-
-        def run():
-            start = time.perf_counter()
-            PrototypicalClassifier(module).fit(X[idx], y[idx])
-            return time.perf_counter() - start
-
-        return run
-
-    seconds = interleaved(
-        {"5-way 5-shot": fit_latency(5), "1000-way 5-shot": fit_latency(1000)},
-        args.rounds,
-    )
-    report["fit_latency_ms"] = {name: 1000 * s for name, s in seconds.items()}
-
-    # 4. Identity encoder against NearestCentroid.
-    rng = np.random.default_rng(0)
-    X_tab = rng.normal(size=(100_000, 100))
-    y_tab = rng.integers(0, 10, 100_000)
-
-    def fit_predict(estimator):
-        def run():
-            start = time.perf_counter()
-            estimator.fit(X_tab, y_tab).predict(X_tab)
-            return time.perf_counter() - start
-
-        return run
-
-    seconds = interleaved(
-        {
-            "NearestCentroid": fit_predict(NearestCentroid()),
-            "PrototypicalClassifier()": fit_predict(PrototypicalClassifier()),
-        },
-        args.rounds,
-    )
-    report["identity_vs_nearest_centroid"] = {
-        name: {"seconds": s, "vs_nearest_centroid": s / seconds["NearestCentroid"]}
-        for name, s in seconds.items()
-    }
-
-    # 5. Achieved GFLOP/s: Conv4 forward+backward (3x the forward FLOPs) and a
-    # large float32 matmul, the machine's practical peak.
-    size = 2048
-    a, b = torch.randn(size, size), torch.randn(size, size)
-
-    def matmul():
-        start = time.perf_counter()
-        for _ in range(5):
-            a @ b
-        return time.perf_counter() - start
-
-    train_module = Conv4()
-    episode = X_tensor[:images]
-
-    def conv4_step():
-        start = time.perf_counter()
-        for _ in range(3):
-            train_module(episode).sum().backward()
-        return time.perf_counter() - start
-
-    seconds = interleaved({"matmul": matmul, "conv4": conv4_step}, args.rounds)
-    matmul_gflops = 5 * 2 * size**3 / seconds["matmul"] / 1e9
-    conv4_gflops = 3 * 3 * images * conv4_flops_per_image() / seconds["conv4"] / 1e9
-    report["gflops"] = {
-        "float32 matmul 2048x2048": matmul_gflops,
-        "Conv4 forward+backward": conv4_gflops,
-        "conv4_fraction_of_matmul": conv4_gflops / matmul_gflops,
-    }
-
-    # 6. The levers, one at a time.
-    report["levers"] = levers(episode, args.rounds, args.compile)
-
-    # 7. Two trainings: in turn or side by side.
-    seconds = interleaved(two_trainings(X, y, n, keep_memory), args.rounds)
-    report["two_trainings"] = {
-        name: {
-            "seconds": s,
-            "episodes_per_s": 2 * n / s,
-            "vs_in_turn": seconds["in turn, all threads each"] / s,
-        }
-        for name, s in seconds.items()
-    }
-
-    # 8. The allocator, in fresh processes.
-    report["allocator"] = allocator(args.rounds)
-
-    report["environment"] = {
-        "sklearn_protonet": sklearn_protonet.__version__,
-        "torch": torch.__version__,
-        "skorch": skorch.__version__,
-        "scikit-learn": sklearn.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "keep_freed_memory": keep_memory,
-        "torch_threads": torch.get_num_threads(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "rounds": args.rounds,
-        "episodes_per_timing": args.episodes,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = render(report)
-    (RESULTS / "speed.md").write_text(markdown + "\n")
+    write_results("speed", report, markdown)
     print(markdown)
     return 0
 
 
 def render(report: dict) -> str:
     env = report["environment"]
+    machine, versions = env["machine"], env["versions"]
     malloc = "keep_freed_memory()" if env["keep_freed_memory"] else "default"
     caption = (
-        f"{env['cpu_count']} CPUs ({env['processor']}), torch {env['torch']} with "
-        f"{env['torch_threads']} threads, {env['date']}; best of "
+        f"{machine['cpu_count']} CPUs ({machine['processor']}), torch "
+        f"{versions['torch']} with {machine['torch_threads']} threads, "
+        f"{env['date']}; best of "
         f"{env['rounds']} interleaved rounds; malloc: {malloc} (last table: "
         "both). Produced by `python benchmarks/speed.py`."
     )

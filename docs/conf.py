@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -18,10 +19,15 @@ import matplotlib
 matplotlib.use("Agg")  # before anything imports pyplot
 
 import sklearn_protonet  # noqa: E402
+from sklearn_protonet.__main__ import build_parser as cli_parser  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 GENERATED = DOCS / "_generated"
+# The Omniglot experiment is a script of the repository, not of the package:
+# its profiles table is read from benchmarks/omniglot.py.
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import omniglot  # noqa: E402
 
 # -- Project information -----------------------------------------------------
 
@@ -127,7 +133,13 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }
-html_sidebars = {"index": [], "install": [], "reproduce": [], "performance": []}
+html_sidebars = {
+    "index": [],
+    "install": [],
+    "reproduce": [],
+    "performance": [],
+    "developers/layout": [],
+}
 html_show_sourcelink = True
 
 
@@ -191,7 +203,8 @@ def _omniglot_results() -> str:
         versions = facts.get("versions", {})
         lines = []
         for model in facts.get("profile", {}).get("models", []):
-            shot = f"{model['n_support']}-shot"
+            # Results written before the n_support -> n_shot rename say n_support.
+            shot = f"{model.get('n_shot', model.get('n_support'))}-shot"
             run = facts.get("models", {}).get(shot, {})
             lines.append(
                 f"- {shot} encoder (scores the {', '.join(run.get('cells', []))} "
@@ -208,7 +221,7 @@ def _omniglot_results() -> str:
             f"evaluation {facts['eval_seconds']:.0f} s",
             f"- Machine: {machine.get('processor', '?')}, "
             f"{machine.get('torch_threads', '?')} torch threads, device "
-            f"``{machine.get('device', '?')}``",
+            f"``{facts.get('device', machine.get('device', '?'))}``",
             "- Versions: " + ", ".join(f"{name} {v}" for name, v in versions.items()),
             f"- Seed: ``random_state={facts.get('random_state')}``",
         ]
@@ -229,10 +242,8 @@ def _omniglot_results() -> str:
 
 
 def _profiles_table() -> str:
-    from sklearn_protonet.reproduce import PROFILES
-
     fields = [
-        ("n_support", "training shot"),
+        ("n_shot", "training shot"),
         ("n_episodes", "training episodes"),
         ("n_way", "classes per episode"),
         ("n_query", "queries / class"),
@@ -245,7 +256,7 @@ def _profiles_table() -> str:
     out.extend(f"     - {label}" for _, label in fields)
     out.append("     - encoders at a time")
     out.append("     - test episodes / cell")
-    for name, profile in PROFILES.items():
+    for name, profile in omniglot.PROFILES.items():
         for model in profile.models:
             out.append(f"   * - ``{name}``")
             for field, _ in fields:
@@ -262,9 +273,7 @@ def _profiles_table() -> str:
     return "\n".join(out) + "\n"
 
 
-def _cli_help() -> str:
-    from sklearn_protonet.__main__ import build_parser
-
+def _help(build_parser) -> str:
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "80"
     try:
@@ -285,7 +294,8 @@ def _write_if_changed(path: Path, text: str) -> None:
 GENERATED.mkdir(exist_ok=True)
 _write_if_changed(GENERATED / "omniglot_results.rst", _omniglot_results())
 _write_if_changed(GENERATED / "profiles.rst", _profiles_table())
-_write_if_changed(GENERATED / "cli_help.txt", _cli_help())
+_write_if_changed(GENERATED / "cli_help.txt", _help(cli_parser))
+_write_if_changed(GENERATED / "omniglot_help.txt", _help(omniglot.build_parser))
 _write_if_changed(
     GENERATED / "speed.rst", _benchmark_tables("speed", "python benchmarks/speed.py")
 )

@@ -5,8 +5,10 @@
 - :class:`EpisodicTrainer` meta-trains its encoder episode by episode with skorch.
 """
 
+from .callbacks import paper_lr_schedule
 from .classifier import PrototypicalClassifier
-from .trainer import ClassSplit, EpisodicTrainer, paper_lr_schedule
+from .episodes import ClassSplit
+from .trainer import EpisodicTrainer
 
 __version__ = "0.1.0"
 

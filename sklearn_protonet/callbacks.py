@@ -1,13 +1,21 @@
-"""skorch callbacks for episodic meta-training."""
+"""skorch callbacks for episodic meta-training: accuracy, schedules, episode counts."""
 
 from __future__ import annotations
 
 import warnings
 
-from skorch.callbacks import LRScheduler
+import torch
+from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-__all__ = ["EpisodeLRScheduler", "trained_episodes"]
+from .distances import episode_logits
+
+__all__ = [
+    "EpisodeAccuracy",
+    "EpisodeLRScheduler",
+    "paper_lr_schedule",
+    "trained_episodes",
+]
 
 
 def trained_episodes(history) -> int:
@@ -64,3 +72,31 @@ class EpisodeLRScheduler(LRScheduler):
             for _ in range(episodes):
                 self.lr_scheduler_.step()
         self.batch_idx_ = episodes
+
+
+def paper_lr_schedule(step_size: int = 2000, gamma: float = 0.5) -> LRScheduler:
+    """The paper's schedule: halve the learning rate every 2,000 episodes.
+
+    Returns a skorch ``LRScheduler`` callback stepping once per episode; pass
+    it in ``callbacks``. It is an
+    :class:`~sklearn_protonet.callbacks.EpisodeLRScheduler`, so a run resumed
+    from a ``Checkpoint`` continues the schedule at the episode where it
+    stopped.
+    """
+    return EpisodeLRScheduler(
+        policy=torch.optim.lr_scheduler.StepLR,
+        step_size=step_size,
+        gamma=gamma,
+        step_every="batch",
+    )
+
+
+class EpisodeAccuracy(Callback):
+    """Records each episode's query accuracy as ``train_acc`` / ``valid_acc``."""
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        with torch.no_grad():
+            target = {k: v.to(y_pred.device) for k, v in batch[1].items()}
+            logits, codes = episode_logits(y_pred.detach(), target, net.metric)
+            accuracy = (logits.argmax(1) == codes).float().mean().item()
+        net.history.record_batch("train_acc" if training else "valid_acc", accuracy)

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
-from sklearn.frozen import FrozenEstimator
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -20,16 +19,15 @@ from sklearn.utils.validation import (
 )
 from torch import nn
 
-from ._embedding import (
-    as_tensor,
+from ._encoders import (
+    encoder_module,
     has_lazy_parameters,
     iter_embeddings,
     materialize,
-    module_device,
-    numeric_input,
+    resolve_device,
 )
+from ._inputs import as_tensor, numeric_input
 from .distances import METRICS, class_prototypes, pairwise_distances
-from .trainer import EpisodicTrainer
 
 __all__ = ["PrototypicalClassifier"]
 
@@ -186,31 +184,10 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             return encoder
         return clone(encoder).fit(X, y)
 
-    def _embedding_module(self):
-        """The module behind ``encoder_``, or None when it is not a module."""
-        encoder = self.encoder_
-        if isinstance(encoder, FrozenEstimator):
-            encoder = encoder.estimator
-        if isinstance(encoder, EpisodicTrainer):
-            return encoder.module_
-        return encoder if isinstance(encoder, nn.Module) else None
-
-    def _resolve_device(self, module: nn.Module | None) -> torch.device:
-        if module is None:
-            return torch.device(self.device or "cpu")
-        own = module_device(module)
-        if self.device is not None and torch.device(self.device) != own:
-            raise ValueError(
-                f"device={self.device!r} but the encoder's weights are on "
-                f"{own}. Move the encoder (encoder.to({str(self.device)!r})) or "
-                "leave device=None to use the encoder's device."
-            )
-        return own
-
     def _iter_embeddings(self, X: np.ndarray) -> Iterator[torch.Tensor]:
         """Embeddings of X in chunks of ``batch_size`` rows."""
-        module = self._embedding_module()
-        device = self._resolve_device(module)
+        module = encoder_module(self.encoder_)
+        device = resolve_device(module, self.device)
         if module is not None:
             yield from iter_embeddings(module, as_tensor(X), self.batch_size, device)
             return
@@ -290,7 +267,8 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         self.encoder_ = self._fit_encoder(X, y)
         # Prototypes are averaged in float64 so weights and repeats agree exactly.
         if self.encoder_ is None:  # the rows are the embeddings: no copy
-            embeddings = as_tensor(X.reshape(len(X), -1)).to(self._resolve_device(None))
+            device = resolve_device(None, self.device)
+            embeddings = as_tensor(X.reshape(len(X), -1)).to(device)
         else:
             embeddings = torch.cat(list(self._iter_embeddings(X))).double()
         prototypes = class_prototypes(

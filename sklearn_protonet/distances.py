@@ -1,4 +1,4 @@
-"""Distances between embeddings and prototypes, and the prototypes themselves.
+"""The geometry: prototypes, distances to them, and an episode's logits.
 
 The one place where the geometry lives: the meta-trainer's loss and the
 classifier's predictions both call these, so training and inference agree.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["METRICS", "class_prototypes", "pairwise_distances"]
+__all__ = ["METRICS", "class_prototypes", "episode_logits", "pairwise_distances"]
 
 METRICS = ("sqeuclidean", "euclidean", "cosine")
 
@@ -78,3 +78,33 @@ def class_prototypes(
         sums.index_add_(0, labels, embeddings * weights[:, None])
         totals = embeddings.new_zeros(n_classes).index_add_(0, labels, weights)
     return sums / totals[:, None]
+
+
+def episode_logits(
+    embeddings: torch.Tensor, target: dict, metric: str = "sqeuclidean"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of an episode's queries over its prototypes (eq. 1-2).
+
+    Parameters
+    ----------
+    embeddings : Tensor of shape (n_support_rows + n_query_rows, d)
+        Support rows first, then query rows, as
+        :class:`~sklearn_protonet.episodes.EpisodeLoader` stacks them.
+    target : dict
+        ``{"support": codes, "query": codes}``, episode-local class codes
+        (:func:`~sklearn_protonet.episodes.episode_target`).
+    metric : str, default="sqeuclidean"
+
+    Returns
+    -------
+    logits : Tensor of shape (n_query_rows, n_way)
+        Negative distances.
+    query_codes : LongTensor of shape (n_query_rows,)
+    """
+    support_codes, query_codes = target["support"], target["query"]
+    n_support_rows = len(support_codes)
+    prototypes = class_prototypes(
+        embeddings[:n_support_rows], support_codes, int(support_codes.max()) + 1
+    )
+    logits = -pairwise_distances(embeddings[n_support_rows:], prototypes, metric)
+    return logits, query_codes

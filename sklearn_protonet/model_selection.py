@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from numbers import Integral
 
 import numpy as np
 from joblib import effective_n_jobs
 from sklearn.base import clone
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import _safe_indexing, column_or_1d
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 from sklearn.utils.parallel import Parallel, delayed
 
 from .episodes import EpisodeSampler, make_rng
@@ -50,6 +52,14 @@ class EpisodicSplit(BaseCrossValidator):
     [(2, 4), (2, 4)]
     """
 
+    _parameter_constraints: dict = {
+        "n_way": [Interval(Integral, 2, None, closed="left")],
+        "n_shot": [Interval(Integral, 1, None, closed="left")],
+        "n_query": [Interval(Integral, 1, None, closed="left")],
+        "n_episodes": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         n_way: int = 5,
@@ -80,20 +90,18 @@ class EpisodicSplit(BaseCrossValidator):
         support : ndarray of shape (n_way * n_shot,)
         query : ndarray of shape (n_way * n_query,)
         """
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {name: getattr(self, name) for name in self._parameter_constraints},
+            caller_name=type(self).__name__,
+        )
         if y is None:
             raise ValueError("EpisodicSplit.split needs the class labels y.")
         y = column_or_1d(y)
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)}.")
         classes, codes = np.unique(y, return_inverse=True)
-        sampler = EpisodeSampler(
-            codes,
-            self.n_way,
-            self.n_shot,
-            self.n_query,
-            classes,
-            param_names=("n_way", "n_shot", "n_query"),
-        )
+        sampler = EpisodeSampler(codes, self.n_way, self.n_shot, self.n_query, classes)
         rng = make_rng(self.random_state)
         for _ in range(self.n_episodes):
             support, query = sampler.sample(rng)

@@ -72,6 +72,7 @@ class Conv4(nn.Module):
             )
         self.input_shape = tuple(int(s) for s in input_shape)
         self.hidden_channels, self.n_blocks = hidden_channels, n_blocks
+        self.channels_last = channels_last
         channels, height, width = self.input_shape
         if min(height, width) < 2**n_blocks:
             raise ValueError(
@@ -140,6 +141,8 @@ class MLP(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.hidden_sizes = tuple(int(size) for size in hidden_sizes)
+        self.out_features, self.dropout = out_features, dropout
         layers: list[nn.Module] = []
         width = in_features
         for size in [*hidden_sizes, out_features]:

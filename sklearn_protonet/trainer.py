@@ -1,238 +1,52 @@
-"""Episodic meta-training of an encoder with skorch (the paper's Algorithm 1).
+"""The meta-trainer: a skorch net whose batches are episodes (Algorithm 1).
 
-:class:`EpisodicTrainer` is a skorch ``NeuralNet`` whose batches are
-episodes: each step samples ``n_way`` classes with ``n_support`` + ``n_query``
-examples each, embeds them, builds one prototype per class from the support
-examples and takes a cross-entropy step on the queries' negative distances
-(eq. 1-2). Everything else (callbacks, history, checkpoints, progress bars,
+:class:`EpisodicTrainer` is a skorch ``NeuralNet``: each step samples
+``n_way`` classes with ``n_shot`` + ``n_query`` examples each
+(:mod:`~sklearn_protonet.episodes`), embeds them, builds one prototype per
+class from the support examples and takes a cross-entropy step on the
+queries' negative distances (eq. 1-2, :mod:`~sklearn_protonet.distances`).
+Everything else (callbacks, history, checkpoints, progress bars,
 learning-rate schedules) is plain skorch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import check_array, column_or_1d
+from sklearn.utils._param_validation import (
+    Interval,
+    Options,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
-from skorch.callbacks import (
-    Callback,
-    EpochTimer,
-    LRScheduler,
-    PassthroughScoring,
-    PrintLog,
-)
+from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 from torch import nn
 
-from ._embedding import (
-    as_tensor,
+from ._encoders import (
     has_lazy_parameters,
     iter_embeddings,
     materialize,
     module_device,
-    numeric_input,
 )
-from .callbacks import EpisodeLRScheduler
-from .distances import METRICS, class_prototypes, pairwise_distances
-from .episodes import EpisodeSampler, make_rng
+from ._inputs import as_tensor, check_samples
+from .callbacks import EpisodeAccuracy
+from .distances import METRICS, episode_logits
+from .episodes import (
+    ClassSplit,
+    EpisodeDataset,
+    EpisodeLoader,
+    EpisodeSampler,
+    as_episode_dataset,
+    make_rng,
+)
 
-__all__ = [
-    "ClassSplit",
-    "EpisodeDataset",
-    "EpisodicTrainer",
-    "episode_logits",
-    "paper_lr_schedule",
-]
-
-
-class EpisodeDataset(torch.utils.data.Dataset):
-    """Samples held as one tensor plus integer class codes.
-
-    Episodes are gathered from ``X`` by index, so no per-sample Python runs
-    while training.
-
-    Parameters
-    ----------
-    X : Tensor of shape (n_samples, ...)
-    codes : ndarray of int, shape (n_samples,)
-        Class code of each sample, in ``[0, len(classes))``.
-    classes : ndarray
-        The label behind each code (for messages).
-    """
-
-    def __init__(self, X: torch.Tensor, codes: np.ndarray, classes: np.ndarray):
-        self.X, self.codes, self.classes = X, np.asarray(codes), np.asarray(classes)
-
-    def __len__(self) -> int:
-        return len(self.X)
-
-    def __getitem__(self, i):
-        return self.X[i], self.codes[i]
-
-    def subset(self, class_codes: np.ndarray) -> EpisodeDataset:
-        """The samples of some classes, with their codes renumbered from 0."""
-        keep = np.isin(self.codes, class_codes)
-        codes = np.searchsorted(np.sort(class_codes), self.codes[keep])
-        return EpisodeDataset(
-            self.X[as_tensor(np.flatnonzero(keep))],
-            codes,
-            self.classes[np.sort(class_codes)],
-        )
-
-
-class ClassSplit:
-    """Hold out whole classes for validation.
-
-    Few-shot validation must measure generalisation to *new* classes, so
-    unlike skorch's ``ValidSplit`` this never splits the samples of a class.
-
-    Parameters
-    ----------
-    valid_size : float or int, default=0.2
-        Fraction (float in (0, 1)) or number (int) of classes held out.
-    random_state : int, RandomState or None, default=None
-        Which classes are held out.
-    """
-
-    def __init__(self, valid_size: float | int = 0.2, random_state=None):
-        self.valid_size = valid_size
-        self.random_state = random_state
-
-    def __call__(self, dataset, y=None, groups=None):
-        dataset = _as_episode_dataset(dataset)
-        n_classes = len(dataset.classes)
-        size = self.valid_size
-        n_valid = int(np.ceil(size * n_classes)) if isinstance(size, float) else size
-        if not 2 <= n_valid <= n_classes - 2:
-            raise ValueError(
-                f"ClassSplit(valid_size={size!r}) holds out {n_valid} of the "
-                f"{n_classes} classes, but validation episodes need at least 2 "
-                "classes and training at least 2 more; change valid_size or pass "
-                "train_split=None to train without validation."
-            )
-        valid = make_rng(self.random_state).choice(n_classes, n_valid, replace=False)
-        train = np.setdiff1d(np.arange(n_classes), valid)
-        return dataset.subset(train), dataset.subset(valid)
-
-    def __repr__(self) -> str:
-        return f"ClassSplit(valid_size={self.valid_size!r})"
-
-
-class EpisodeLoader:
-    """Yields ``n_episodes`` episodes as skorch batches ``(X, target)``.
-
-    ``X`` stacks the support examples then the queries, class by class;
-    ``target`` is ``{"support": codes, "query": codes}`` with episode-local
-    class codes. A fresh generator from ``make_rng`` is used at each pass.
-    """
-
-    def __init__(
-        self,
-        dataset: EpisodeDataset,
-        sampler: EpisodeSampler,
-        n_episodes: int,
-        make_rng: Callable[[], np.random.Generator],
-    ):
-        self.dataset, self.sampler = dataset, sampler
-        self.n_episodes, self.make_rng = n_episodes, make_rng
-        way = torch.arange(sampler.n_way)
-        self.target = {
-            "support": way.repeat_interleave(sampler.n_support),
-            "query": way.repeat_interleave(sampler.n_query),
-        }
-
-    def __len__(self) -> int:
-        return self.n_episodes
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, dict]]:
-        rng = self.make_rng()
-        for _ in range(self.n_episodes):
-            support, query = self.sampler.sample(rng)
-            index = as_tensor(np.concatenate([support.ravel(), query.ravel()]))
-            yield self.dataset.X[index], self.target
-
-
-def episode_logits(
-    embeddings: torch.Tensor, target: dict, metric: str = "sqeuclidean"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits of an episode's queries over its prototypes (eq. 1-2).
-
-    Parameters
-    ----------
-    embeddings : Tensor of shape (n_support_rows + n_query_rows, d)
-        Support rows first, then query rows, as :class:`EpisodeLoader` stacks them.
-    target : dict
-        ``{"support": codes, "query": codes}``, episode-local class codes.
-    metric : str, default="sqeuclidean"
-
-    Returns
-    -------
-    logits : Tensor of shape (n_query_rows, n_way)
-        Negative distances.
-    query_codes : LongTensor of shape (n_query_rows,)
-    """
-    support_codes, query_codes = target["support"], target["query"]
-    n_support_rows = len(support_codes)
-    prototypes = class_prototypes(
-        embeddings[:n_support_rows], support_codes, int(support_codes.max()) + 1
-    )
-    return -pairwise_distances(embeddings[n_support_rows:], prototypes, metric), (
-        query_codes
-    )
-
-
-class EpisodeAccuracy(Callback):
-    """Records each episode's query accuracy as ``train_acc`` / ``valid_acc``."""
-
-    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
-        with torch.no_grad():
-            target = {k: v.to(y_pred.device) for k, v in batch[1].items()}
-            logits, codes = episode_logits(y_pred.detach(), target, net.metric)
-            accuracy = (logits.argmax(1) == codes).float().mean().item()
-        net.history.record_batch("train_acc" if training else "valid_acc", accuracy)
-
-
-def paper_lr_schedule(step_size: int = 2000, gamma: float = 0.5) -> LRScheduler:
-    """The paper's schedule: halve the learning rate every 2,000 episodes.
-
-    Returns a skorch ``LRScheduler`` callback stepping once per episode; pass
-    it in ``callbacks``. It is an
-    :class:`~sklearn_protonet.callbacks.EpisodeLRScheduler`, so a run resumed
-    from a ``Checkpoint`` continues the schedule at the episode where it stopped.
-    """
-    return EpisodeLRScheduler(
-        policy=torch.optim.lr_scheduler.StepLR,
-        step_size=step_size,
-        gamma=gamma,
-        step_every="batch",
-    )
-
-
-def _as_episode_dataset(dataset) -> EpisodeDataset:
-    if isinstance(dataset, EpisodeDataset):
-        return dataset
-    if isinstance(dataset, Dataset) and dataset.y is not None:
-        return _encode(dataset.X, dataset.y)
-    raise TypeError(
-        "Episodic training and validation need labelled data: pass X and y, "
-        "or an EpisodeDataset / skorch Dataset with y, "
-        f"got {type(dataset).__name__}."
-    )
-
-
-def _encode(X, y) -> EpisodeDataset:
-    with numeric_input("X"):
-        X = check_array(X, dtype=np.float32, allow_nd=True, input_name="X")
-    y = column_or_1d(np.asarray(y), warn=True)
-    if len(y) != len(X):
-        raise ValueError(f"X has {len(X)} rows but y has {len(y)}; they must match.")
-    encoder = LabelEncoder().fit(y)
-    return EpisodeDataset(as_tensor(X), encoder.transform(y), encoder.classes_)
+__all__ = ["EpisodicTrainer"]
 
 
 class EpisodicTrainer(NeuralNet):
@@ -260,7 +74,7 @@ class EpisodicTrainer(NeuralNet):
     max_epochs : int, default=10
     n_way : int, default=5
         Classes per training episode (the paper uses 60 on Omniglot).
-    n_support : int, default=5
+    n_shot : int, default=5
         Support examples per class and training episode (the paper matches
         the shot used at test time).
     n_query : int, default=5
@@ -269,8 +83,8 @@ class EpisodicTrainer(NeuralNet):
     valid_n_way : int or None, default=None
         Classes per validation episode; ``None`` uses ``n_way``, capped at the
         number of validation classes.
-    valid_n_support, valid_n_query : int or None, default=None
-        ``None`` uses ``n_support`` / ``n_query``.
+    valid_n_shot, valid_n_query : int or None, default=None
+        ``None`` uses ``n_shot`` / ``n_query``.
     valid_episodes : int, default=100
         Validation episodes per epoch. They are the same episodes every epoch,
         so the epochs' scores are comparable.
@@ -327,11 +141,11 @@ class EpisodicTrainer(NeuralNet):
         lr: float = 1e-3,
         max_epochs: int = 10,
         n_way: int = 5,
-        n_support: int = 5,
+        n_shot: int = 5,
         n_query: int = 5,
         episodes_per_epoch: int = 100,
         valid_n_way: int | None = None,
-        valid_n_support: int | None = None,
+        valid_n_shot: int | None = None,
         valid_n_query: int | None = None,
         valid_episodes: int = 100,
         metric: str = "sqeuclidean",
@@ -353,16 +167,36 @@ class EpisodicTrainer(NeuralNet):
             **kwargs,
         )
         self.n_way = n_way
-        self.n_support = n_support
+        self.n_shot = n_shot
         self.n_query = n_query
         self.episodes_per_epoch = episodes_per_epoch
         self.valid_n_way = valid_n_way
-        self.valid_n_support = valid_n_support
+        self.valid_n_shot = valid_n_shot
         self.valid_n_query = valid_n_query
         self.valid_episodes = valid_episodes
         self.metric = metric
         self.random_state = random_state
         self.autocast_dtype = autocast_dtype
+
+    _parameter_constraints: dict = {
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "n_way": [Interval(Integral, 2, None, closed="left")],
+        "n_shot": [Interval(Integral, 1, None, closed="left")],
+        "n_query": [Interval(Integral, 1, None, closed="left")],
+        "episodes_per_epoch": [Interval(Integral, 1, None, closed="left")],
+        "valid_n_way": [None, Interval(Integral, 2, None, closed="left")],
+        "valid_n_shot": [None, Interval(Integral, 1, None, closed="left")],
+        "valid_n_query": [None, Interval(Integral, 1, None, closed="left")],
+        "valid_episodes": [Interval(Integral, 1, None, closed="left")],
+        "metric": [StrOptions(set(METRICS))],
+        "batch_size": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Integral, {-1}),
+        ],
+        "random_state": ["random_state"],
+        "autocast_dtype": [None, StrOptions({"bfloat16", "float16"})],
+    }
 
     @property
     def _default_callbacks(self):
@@ -383,19 +217,36 @@ class EpisodicTrainer(NeuralNet):
 
     # -- set-up ---------------------------------------------------------------
 
+    def _validate_params(self):
+        """Check the episodic parameters (scikit-learn's constraints and
+        messages), then skorch's argument names.
+
+        skorch runs this hook in ``initialize`` (so in ``fit``); ``set_params``
+        checks the new values too. The episode sampler checks only what needs
+        the data (enough classes, enough examples per class).
+        """
+        self._check_scalar_params()
+        super()._validate_params()
+
+    def _check_scalar_params(self):
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {name: getattr(self, name) for name in self._parameter_constraints},
+            caller_name=type(self).__name__,
+        )
+
+    def set_params(self, **kwargs):
+        """Set parameters (skorch's ``set_params``), checking their values."""
+        super().set_params(**kwargs)
+        # skorch validates only initialised nets with module/optimizer changes.
+        self._check_scalar_params()
+        return self
+
     def initialize(self):
         """Initialise module, criterion, optimizer and callbacks, seeded by
         ``random_state``."""
-        if self.metric not in METRICS:
-            raise ValueError(
-                f"metric must be one of {METRICS}, got {self.metric!r}; "
-                "set metric='sqeuclidean' as in the paper."
-            )
-        if self.autocast_dtype not in (None, "bfloat16", "float16"):
-            raise ValueError(
-                "autocast_dtype must be None, 'bfloat16' or 'float16', got "
-                f"{self.autocast_dtype!r}."
-            )
+        # Before building anything (skorch's hook runs at the end, again).
+        self._check_scalar_params()
         self.seed_ = int(make_rng(self.random_state).integers(2**31 - 1))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_)
@@ -406,7 +257,7 @@ class EpisodicTrainer(NeuralNet):
         left to skorch."""
         if is_dataset(X) or y is None:
             return super().get_dataset(X, y)
-        return _encode(X, y)
+        return EpisodeDataset.from_labelled(X, y)
 
     def get_iterator(self, dataset, training=False):
         """Episodes for labelled data (training, validation); plain batches
@@ -414,14 +265,10 @@ class EpisodicTrainer(NeuralNet):
         if not training and not isinstance(dataset, EpisodeDataset):
             if not (isinstance(dataset, Dataset) and dataset.y is not None):
                 return super().get_iterator(dataset, training=training)
-        dataset = _as_episode_dataset(dataset)
+        dataset = as_episode_dataset(dataset)
         if training:
             sampler = EpisodeSampler(
-                dataset.codes,
-                self.n_way,
-                self.n_support,
-                self.n_query,
-                dataset.classes,
+                dataset.codes, self.n_way, self.n_shot, self.n_query, dataset.classes
             )
             # Seeded by the epoch number, so a resumed run draws the episodes
             # the uninterrupted run would have drawn.
@@ -432,14 +279,20 @@ class EpisodicTrainer(NeuralNet):
                 lambda: np.random.default_rng([self.seed_, 1, len(self.history)]),
             )
         n_way = self.valid_n_way or min(self.n_way, len(dataset.classes))
-        sampler = EpisodeSampler(
-            dataset.codes,
-            n_way,
-            self.valid_n_support or self.n_support,
-            self.valid_n_query or self.n_query,
-            dataset.classes,
-            param_names=("valid_n_way", "valid_n_support", "valid_n_query"),
-        )
+        try:
+            sampler = EpisodeSampler(
+                dataset.codes,
+                n_way,
+                self.valid_n_shot or self.n_shot,
+                self.valid_n_query or self.n_query,
+                dataset.classes,
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"Validation episodes cannot be drawn from the held-out classes: "
+                f"{error} For validation episodes, set valid_n_way, valid_n_shot "
+                "and valid_n_query, or change train_split."
+            ) from error
         # The same validation episodes every epoch: comparable scores.
         return EpisodeLoader(
             dataset,
@@ -458,7 +311,7 @@ class EpisodicTrainer(NeuralNet):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_ + len(self.history))
             if has_lazy_parameters(self.module_):
-                materialize(self.module_, _as_episode_dataset(dataset).X, self.seed_)
+                materialize(self.module_, as_episode_dataset(dataset).X, self.seed_)
                 self.initialize_optimizer()
             return super().partial_fit(dataset, None, classes, **fit_params)
 
@@ -471,7 +324,7 @@ class EpisodicTrainer(NeuralNet):
             Samples, or a skorch ``Dataset`` holding X and y.
         y : array-like of shape (n_samples,)
             Class labels (ints or strings). Each class used for training needs
-            at least ``n_support + n_query`` samples.
+            at least ``n_shot + n_query`` samples.
 
         Returns
         -------
@@ -509,9 +362,7 @@ class EpisodicTrainer(NeuralNet):
         ndarray of shape (n_samples, embedding_dim)
         """
         check_is_fitted(self)
-        with numeric_input("X"):
-            X = check_array(X, dtype=np.float32, allow_nd=True, input_name="X")
-        X = as_tensor(X)
+        X = as_tensor(check_samples(X))
         # device=None (accelerate places the module): embed where it lives.
         device = module_device(self.module_) if self.device is None else self.device
         chunks = iter_embeddings(self.module_, X, self.batch_size, device)

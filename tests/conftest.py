@@ -1,15 +1,20 @@
 """Shared fixtures: small, fast data and encoders."""
 
 import os
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from sklearn_protonet import EpisodicTrainer
-from sklearn_protonet.datasets import load_rotated_digits
+from sklearn_protonet.demo import load_digits_split
 from sklearn_protonet.modules import MLP, Conv4
+
+ROOT = Path(__file__).resolve().parents[1]
+# The benchmark scripts (the Omniglot experiment) import their shared helper
+# as a sibling module, as when run as ``python benchmarks/<name>.py``.
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 @pytest.fixture(autouse=True)
@@ -21,33 +26,27 @@ def _two_threads():
 @pytest.fixture(scope="session")
 def digits():
     """Rotated digits split into base (0-4) and novel (5-9) classes."""
-    X, y = load_rotated_digits(return_X_y=True)
-    digit = np.array([int(label[0]) for label in y])
-    return {
-        "X_base": X[digit < 5],
-        "y_base": y[digit < 5],
-        "X_novel": X[digit >= 5],
-        "y_novel": y[digit >= 5],
-    }
+    return dict(load_digits_split())
+
+
+def _small_trainer(module, defaults: dict, params: dict) -> EpisodicTrainer:
+    """A trainer of tiny 3-way 2-shot 2-query episodes, without validation."""
+    episodes = dict(n_way=3, n_shot=2, n_query=2, train_split=None, verbose=0)
+    return EpisodicTrainer(
+        module=module, random_state=0, **{**episodes, **defaults, **params}
+    )
 
 
 def tiny_trainer(**params) -> EpisodicTrainer:
     """An MLP meta-trainer with a budget of a second or so."""
     defaults = dict(
-        module=MLP,
         module__hidden_sizes=(32,),
         module__out_features=16,
-        n_way=3,
-        n_support=2,
-        n_query=2,
         episodes_per_epoch=5,
         valid_episodes=5,
         max_epochs=2,
-        train_split=None,
-        verbose=0,
-        random_state=0,
     )
-    return EpisodicTrainer(**{**defaults, **params})
+    return _small_trainer(params.pop("module", MLP), defaults, params)
 
 
 @pytest.fixture(scope="session")
@@ -86,20 +85,13 @@ def omniglot_data_home() -> Path:
 def tiny_conv4_trainer(**params) -> EpisodicTrainer:
     """A narrow Conv4 on 8x8 images: BatchNorm makes train and eval mode differ."""
     defaults = dict(
-        module=Conv4,
         module__input_shape=(1, 8, 8),
         module__hidden_channels=4,
         module__n_blocks=3,
-        n_way=3,
-        n_support=2,
-        n_query=2,
         episodes_per_epoch=3,
         max_epochs=1,
-        train_split=None,
-        verbose=0,
-        random_state=0,
     )
-    return EpisodicTrainer(**{**defaults, **params})
+    return _small_trainer(params.pop("module", Conv4), defaults, params)
 
 
 @pytest.fixture(scope="session")

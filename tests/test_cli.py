@@ -19,6 +19,9 @@ def test_digits_command_prints_the_comparison_table(capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "| PrototypicalClassifier (meta-trained Conv4) |" in out
-    assert "| NearestCentroid (raw pixels) |" in out
-    assert "5-way 1-shot | 5-way 5-shot" in out
+    table = out.split("95% CI:")[1].splitlines()
+    assert table[2].split()[:2] == ["5-way", "1-shot"]
+    assert "5-way 5-shot" in table[2]
+    assert table[3].startswith("PrototypicalClassifier (meta-trained Conv4)")
+    assert table[4].startswith("NearestCentroid (raw pixels)")
+    assert table[3].count("±") == table[4].count("±") == 2

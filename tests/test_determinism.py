@@ -34,7 +34,7 @@ def run(random_state: int) -> dict:
         module__out_features=16,
         module__dropout=0.2,  # torch random numbers in training, too
         n_way=4,
-        n_support=2,
+        n_shot=2,
         n_query=3,
         episodes_per_epoch=6,
         valid_episodes=4,

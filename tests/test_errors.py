@@ -20,7 +20,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
+from sklearn_protonet import ClassSplit, EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet.model_selection import EpisodicSplit
 from sklearn_protonet.modules import MLP, Conv4
 
@@ -100,45 +100,67 @@ ERROR_CASES: list[ErrorCase] = [
     ),
     ErrorCase(
         "trainer-classes-too-small",
-        "Classes with fewer than ``n_support + n_query`` examples",
-        lambda: tiny_trainer(n_support=3, n_query=5).fit(_TOO_SMALL_X, _TOO_SMALL_Y),
+        "Classes with fewer than ``n_shot + n_query`` examples",
+        lambda: tiny_trainer(n_shot=3, n_query=5).fit(_TOO_SMALL_X, _TOO_SMALL_Y),
         ValueError,
-        r"n_support \+ n_query = 8 examples per class, but 2 classes have fewer: "
+        r"n_shot \+ n_query = 8 examples per class, but 2 classes have fewer: "
         r"'small' \(3\), 'tiny' \(7\)",
-        "Lower ``n_support``/``n_query``, or drop the named classes.",
+        "Lower ``n_shot``/``n_query``, or drop the named classes.",
     ),
     ErrorCase(
         "trainer-class-with-one-example",
         "A class with a single example during meta-training",
-        lambda: tiny_trainer(n_support=1, n_query=1).fit(
+        lambda: tiny_trainer(n_shot=1, n_query=1).fit(
             X4[[*range(8), 0]], _ONE_EXAMPLE_Y
         ),
         ValueError,
-        r"n_support \+ n_query = 2 examples per class, but 1 classes have fewer: "
+        r"n_shot \+ n_query = 2 examples per class, but 1 classes have fewer: "
         r"2 \(1\)",
-        "Every training class needs ``n_support + n_query`` examples: drop "
+        "Every training class needs ``n_shot + n_query`` examples: drop "
         "singleton classes (or hold them out for the support set).",
+    ),
+    ErrorCase(
+        "trainer-validation-classes-too-small",
+        "Held-out validation classes too small for the validation episodes",
+        lambda: tiny_trainer(
+            train_split=ClassSplit(2, random_state=0), valid_n_query=20
+        ).fit(X40[:, :4].repeat(2, axis=0)[:40], np.repeat(list("abcdef"), 7)[:40]),
+        ValueError,
+        r"Validation episodes cannot be drawn from the held-out classes: Episodes "
+        r"need n_shot \+ n_query = 22 examples per class.*set valid_n_way, "
+        r"valid_n_shot and valid_n_query, or change train_split",
+        "Lower ``valid_n_shot``/``valid_n_query`` (or ``n_shot``/``n_query``), "
+        "or hold out larger classes.",
     ),
     *[
         ErrorCase(
             f"trainer-{name}-{value}",
             f"``EpisodicTrainer({name}={value})``",
             lambda name=name, value=value: tiny_trainer(**{name: value}).fit(X40, Y40),
-            ValueError,
-            rf"{name} must be an integer >= 1, got {value}",
-            f"Pass ``{name}`` >= 1.",
+            InvalidParameterError,
+            rf"The '{name}' parameter of EpisodicTrainer must be an int in the "
+            rf"range \[{low}, inf\)\. Got {value} instead",
+            f"Pass ``{name}`` >= {low}.",
         )
-        for name in ("n_support", "n_query")
+        for name, low in (("n_way", 2), ("n_shot", 1), ("n_query", 1))
         for value in (0, -1)
     ],
     ErrorCase(
         "trainer-unknown-metric",
         "``EpisodicTrainer(metric='manhattan')``",
         lambda: tiny_trainer(metric="manhattan").fit(X40, Y40),
-        ValueError,
-        r"metric must be one of \('sqeuclidean', 'euclidean', 'cosine'\), "
-        r"got 'manhattan'",
+        InvalidParameterError,
+        r"The 'metric' parameter of EpisodicTrainer must be a str among",
         "Use ``'sqeuclidean'`` (the paper's), ``'euclidean'`` or ``'cosine'``.",
+    ),
+    ErrorCase(
+        "trainer-set-params-checked",
+        "``trainer.set_params(n_query=0)``",
+        lambda: tiny_trainer().set_params(n_query=0),
+        InvalidParameterError,
+        r"The 'n_query' parameter of EpisodicTrainer must be an int in the "
+        r"range \[1, inf\)\. Got 0 instead",
+        "Pass ``n_query`` >= 1; ``set_params`` checks values as ``fit`` does.",
     ),
     ErrorCase(
         "trainer-nan",
@@ -169,7 +191,7 @@ ERROR_CASES: list[ErrorCase] = [
         "trainer-conv4-wrong-image-size",
         "8x8 images (64 values a row) for a 28x28 ``Conv4``",
         lambda: EpisodicTrainer(
-            Conv4, n_way=3, n_support=2, n_query=2, train_split=None, verbose=0
+            Conv4, n_way=3, n_shot=2, n_query=2, train_split=None, verbose=0
         ).fit(np.zeros((40, 64), np.float32), Y40),
         ValueError,
         r"Conv4 expects rows of 784 values \(input_shape=\(1, 28, 28\)\), got 64\. "
@@ -412,6 +434,15 @@ ERROR_CASES: list[ErrorCase] = [
         ValueError,
         r"n_way=5 is larger than the 4 classes available; lower n_way",
         "Lower ``n_way`` to at most the number of classes.",
+    ),
+    ErrorCase(
+        "episodic-split-n-shot-0",
+        "``EpisodicSplit(n_shot=0)``",
+        lambda: list(EpisodicSplit(2, 0, 1).split(X4, Y4)),
+        InvalidParameterError,
+        r"The 'n_shot' parameter of EpisodicSplit must be an int in the range "
+        r"\[1, inf\)\. Got 0 instead",
+        "Pass ``n_shot`` >= 1.",
     ),
 ]
 

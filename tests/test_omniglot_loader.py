@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from sklearn_protonet.datasets import _omniglot, get_data_home, load_omniglot
+from sklearn_protonet.datasets import _base, _omniglot, get_data_home, load_omniglot
 from sklearn_protonet.datasets._base import get_cache_home
 
 from .conftest import OMNIGLOT_FILES, omniglot_data_home
@@ -155,7 +155,7 @@ def test_download_failure(tmp_path, monkeypatch):
     def offline(url):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(_omniglot, "_open_url", offline)
+    monkeypatch.setattr(_base, "_open_url", offline)
     with pytest.raises(FileNotFoundError) as info:
         load_omniglot("train", data_home=tmp_path)
     msg = str(info.value)
@@ -172,7 +172,7 @@ def test_interrupted_download_leaves_no_file(tmp_path, monkeypatch):
                 raise ConnectionResetError("connection lost")
             return super().read(4)
 
-    monkeypatch.setattr(_omniglot, "_open_url", lambda url: Broken(b"PK\x03\x04..."))
+    monkeypatch.setattr(_base, "_open_url", lambda url: Broken(b"PK\x03\x04..."))
     with pytest.raises(FileNotFoundError, match="connection lost"):
         load_omniglot("train", data_home=tmp_path)
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
@@ -368,7 +368,7 @@ def test_download(source_home, data_home, first_load, tmp_path, monkeypatch, no_
             source_home / "omniglot/splits/vinyals" / url.rsplit("/", 1)[1], "rb"
         )
 
-    monkeypatch.setattr(_omniglot, "_open_url", fake_open)
+    monkeypatch.setattr(_base, "_open_url", fake_open)
     home = tmp_path / "new_home"
     (home / "omniglot").mkdir(parents=True)
     # A cache made from the same archives, so that no decoding is needed.

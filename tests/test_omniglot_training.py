@@ -5,26 +5,23 @@ import json
 import numpy as np
 import pytest
 import torch
+from omniglot import (  # benchmarks/omniglot.py, the experiment
+    PROFILES,
+    ModelRecipe,
+    TrainingProfile,
+    evaluate_omniglot,
+    train_omniglot,
+)
+from omniglot import main as omniglot_main
+from safetensors import safe_open
 from safetensors.torch import save_file
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
 from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet.model_selection import EpisodicSplit, mean_confidence_interval
-from sklearn_protonet.pretrained import (
-    list_pretrained,
-    load_encoder,
-    load_pretrained,
-    save_encoder,
-)
-from sklearn_protonet.reproduce import (
-    PROFILES,
-    ModelRecipe,
-    TrainingProfile,
-    evaluate_omniglot,
-    run_omniglot,
-    train_omniglot,
-)
+from sklearn_protonet.persistence import FORMAT, load_encoder, save_encoder
+from sklearn_protonet.pretrained import list_pretrained, load_pretrained
 
 pytestmark = [pytest.mark.omniglot, pytest.mark.slow]
 
@@ -32,7 +29,7 @@ pytestmark = [pytest.mark.omniglot, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def short_run(omniglot):
     """100 episodes of 20-way 5-shot: about 30 s on 2 cores."""
-    recipe = ModelRecipe(n_support=5, n_episodes=100, n_way=20, halve_every=10_000)
+    recipe = ModelRecipe(n_shot=5, n_episodes=100, n_way=20, halve_every=10_000)
     return train_omniglot(
         omniglot["X_train"], omniglot["y_train"], recipe, progress=False
     )
@@ -107,49 +104,55 @@ def test_loading_a_tampered_or_foreign_file_fails_cleanly(short_run, tmp_path):
         load_encoder(truncated)
     foreign = tmp_path / "foreign.safetensors"
     save_file({"weight": torch.zeros(3)}, str(foreign))
-    with pytest.raises(ValueError, match="not a sklearn-protonet encoder"):
+    with pytest.raises(ValueError, match="not a sklearn-protonet encoder file"):
         load_encoder(foreign)
     pickled = tmp_path / "pickled.safetensors"
     torch.save({"x": 1}, pickled)
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         load_encoder(pickled)
     wrong_shapes = tmp_path / "wrong.safetensors"
+    with safe_open(str(good), framework="pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["format"] == FORMAT and metadata["content"] == "encoder"
     save_file(
-        {"encoder.0.0.weight": torch.zeros(2)},
-        str(wrong_shapes),
-        metadata={
-            "format": "sklearn-protonet-encoder/1",
-            "module": "Conv4",
-            "config": json.dumps(
-                {"input_shape": [1, 28, 28], "hidden_channels": 64, "n_blocks": 4}
-            ),
-        },
+        {"module.encoder.0.0.weight": torch.zeros(2)}, str(wrong_shapes), metadata
     )
-    with pytest.raises(ValueError, match="does not hold Conv4 weights"):
+    with pytest.raises(ValueError, match="weights do not fit a Conv4"):
         load_encoder(wrong_shapes)
+    classifier_file = tmp_path / "classifier.safetensors"
+    save_file(
+        {"prototypes": torch.zeros(2)},
+        str(classifier_file),
+        {**metadata, "content": "classifier"},
+    )
+    with pytest.raises(ValueError, match="not a sklearn-protonet encoder file"):
+        load_encoder(classifier_file)
 
 
-def test_run_omniglot_trains_one_encoder_per_shot_side_by_side(
-    monkeypatch, omniglot, tmp_path
+def test_experiment_trains_one_encoder_per_shot_side_by_side(
+    monkeypatch, omniglot, tmp_path, capsys
 ):
     """The reproduction end to end on a tiny budget: two encoders in two
     processes, each scoring the cells of its own shot, results and weights
     written."""
     recipes = tuple(
-        ModelRecipe(n_support=shot, n_episodes=10, n_way=10, halve_every=5)
+        ModelRecipe(n_shot=shot, n_episodes=10, n_way=10, halve_every=5)
         for shot in (1, 5)
     )
     profile = TrainingProfile("tiny", recipes, n_test_episodes=20, n_jobs=2)
     monkeypatch.setitem(PROFILES, "tiny", profile)
     monkeypatch.setenv("SKLEARN_PROTONET_CACHE", omniglot["cache"])
-    summary = run_omniglot(
-        "tiny",
-        data_home=omniglot["home"],
-        output_dir=tmp_path,
-        weights_dir=tmp_path / "weights",
-        progress=False,
+    omniglot_main(
+        [
+            "--profile=tiny",
+            f"--data-home={omniglot['home']}",
+            f"--output-dir={tmp_path}",
+            f"--save-weights={tmp_path / 'weights'}",
+            "--no-progress",
+            "--default-malloc",  # leave this test process's malloc alone
+        ]
     )
-    assert "10 1-shot, 10 5-shot" in summary
+    assert "10 1-shot, 10 5-shot" in capsys.readouterr().out
     record = json.loads((tmp_path / "omniglot-tiny.json").read_text())
     assert record["models"]["1-shot"]["cells"] == ["5-way 1-shot", "20-way 1-shot"]
     assert record["models"]["5-shot"]["cells"] == ["5-way 5-shot", "20-way 5-shot"]

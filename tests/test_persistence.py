@@ -29,7 +29,7 @@ from skops.io.exceptions import UntrustedTypesFoundException
 
 from sklearn_protonet import PrototypicalClassifier, persistence
 from sklearn_protonet.modules import MLP, Conv4
-from sklearn_protonet.pretrained import load_encoder, save_encoder
+from sklearn_protonet.persistence import load_encoder, save_encoder
 
 from .conftest import tiny_conv4_trainer, tiny_trainer
 
@@ -194,7 +194,7 @@ def _rewrite(path: Path, metadata=None, tensors=None) -> None:
 
 
 def _encoder_spec(**spec) -> dict:
-    return {"encoder": json.dumps({"kind": "module", "class": "x", **spec})}
+    return {"module": json.dumps({"class": "x", **spec})}
 
 
 TAMPERED = {
@@ -211,7 +211,7 @@ TAMPERED = {
     "class-dtype": ({"classes": '{"dtype": "|V8", "values": [1, 2]}'}, None),
     "builder": (_encoder_spec(builder="os.system", config={}), None),
     "config": (_encoder_spec(builder="MLP", config={"evil": 1}), None),
-    "weights": (None, {"encoder.layers.0.weight": torch.zeros(3, 3)}),
+    "weights": (None, {"module.layers.0.weight": torch.zeros(3, 3)}),
     "extra-tensor": (None, {"payload": torch.zeros(1)}),
     "prototypes": (None, {"prototypes": torch.zeros(4, 3, dtype=torch.float32)}),
     "identity-prototypes": (None, {"prototypes": torch.zeros(5, 3).double()}),

@@ -60,7 +60,7 @@ def _expected_failed_checks(estimator):
     [
         PrototypicalClassifier(),
         PrototypicalClassifier(MLP(hidden_sizes=(16,), out_features=8)),
-        PrototypicalClassifier(tiny_trainer(n_way=2, n_support=1, n_query=1)),
+        PrototypicalClassifier(tiny_trainer(n_way=2, n_shot=1, n_query=1)),
     ],
     expected_failed_checks=_expected_failed_checks,
 )

@@ -10,10 +10,15 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
 
-from sklearn_protonet import ClassSplit, EpisodicTrainer, PrototypicalClassifier
+from sklearn_protonet import (
+    ClassSplit,
+    EpisodicTrainer,
+    PrototypicalClassifier,
+    paper_lr_schedule,
+)
+from sklearn_protonet.episodes import EpisodeDataset
 from sklearn_protonet.model_selection import EpisodicSplit, episodic_score
 from sklearn_protonet.modules import MLP, Conv4
-from sklearn_protonet.trainer import EpisodeDataset, paper_lr_schedule
 
 from .conftest import tiny_trainer
 
@@ -24,7 +29,7 @@ def test_history_records_episodic_train_and_validation_scores(digits):
     for key in ["train_loss", "train_acc", "valid_loss", "valid_acc", "dur"]:
         assert len(trainer.history[:, key]) == trainer.max_epochs
     assert all(0 <= acc <= 1 for acc in trainer.history[:, "valid_acc"])
-    # Each epoch is episodes_per_epoch episodes of n_way * (n_support + n_query).
+    # Each epoch is episodes_per_epoch episodes of n_way * (n_shot + n_query).
     batches = trainer.history[-1, "batches"]
     train_sizes = [b["train_batch_size"] for b in batches if "train_batch_size" in b]
     assert train_sizes == [3 * (2 + 2)] * trainer.episodes_per_epoch
@@ -48,7 +53,7 @@ def test_meta_training_learns_an_embedding_where_classes_cluster(digits):
     X, y = digits["X_base"], digits["y_base"]
     train = np.arange(len(y)) % 2 == 0
     cv = EpisodicSplit(5, 1, 10, n_episodes=100, random_state=0)
-    params = dict(n_way=10, n_support=5, n_query=5, episodes_per_epoch=50)
+    params = dict(n_way=10, n_shot=5, n_query=5, episodes_per_epoch=50)
     untrained = tiny_trainer(**params, max_epochs=0).fit(X[train], y[train])
     trained = tiny_trainer(**params, max_epochs=4).fit(X[train], y[train])
     before, _ = episodic_score(
@@ -167,7 +172,9 @@ def test_bfloat16_mixed_precision_training(digits):
 
 
 def test_unknown_autocast_dtype(digits):
-    with pytest.raises(ValueError, match="autocast_dtype must be None, 'bfloat16'"):
+    with pytest.raises(
+        ValueError, match="The 'autocast_dtype' parameter of EpisodicTrainer"
+    ):
         tiny_trainer(autocast_dtype="int8").fit(digits["X_base"], digits["y_base"])
 
 

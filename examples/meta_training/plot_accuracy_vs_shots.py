@@ -20,12 +20,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from sklearn.neighbors import NearestCentroid
-from torch import nn
 
-from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
-from sklearn_protonet.datasets import load_rotated_digits
+from sklearn_protonet import PrototypicalClassifier
+from sklearn_protonet.demo import digits_trainer, load_digits_split
 from sklearn_protonet.model_selection import EpisodicSplit, episodic_score
-from sklearn_protonet.modules import Conv4, RandomShift
 
 torch.set_num_threads(2)
 
@@ -37,23 +35,15 @@ torch.set_num_threads(2)
 # digits 0-4 (upright and turned by 90 degrees) are the base classes, digits
 # 5-9 the novel ones.
 
-X, y = load_rotated_digits(rotations=(0, 90), return_X_y=True)
-digit = np.array([int(label[0]) for label in y])
-X_base, y_base = X[digit < 5], y[digit < 5]
-X_novel, y_novel = X[digit >= 5], y[digit >= 5]
+# :func:`~sklearn_protonet.demo.digits_trainer` is the command's encoder: two
+# Conv4 blocks for 8x8 images after a random shift of up to one pixel,
+# trained on 10-way 5-shot episodes.
 
-shape = (1, 8, 8)
-trainer = EpisodicTrainer(
-    nn.Sequential(RandomShift(shape, max_shift=1), Conv4(shape, n_blocks=2)),
-    n_way=10,
-    n_support=5,
-    n_query=10,
-    episodes_per_epoch=50,
-    max_epochs=4,
-    train_split=None,
-    verbose=0,
-    random_state=0,
-)
+data = load_digits_split()
+X_base, y_base = data.X_base, data.y_base
+X_novel, y_novel = data.X_novel, data.y_novel
+
+trainer = digits_trainer(episodes_per_epoch=50, max_epochs=4, verbose=0)
 trainer.fit(X_base, y_base)
 
 # %%

@@ -21,11 +21,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
-from torch import nn
 
-from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
-from sklearn_protonet.datasets import load_rotated_digits
-from sklearn_protonet.modules import Conv4, RandomShift
+from sklearn_protonet import PrototypicalClassifier
+from sklearn_protonet.demo import digits_trainer, load_digits_split
 
 torch.set_num_threads(2)
 
@@ -38,10 +36,9 @@ torch.set_num_threads(2)
 # rotations: 10 base classes (digits 0-4, upright and turned) to meta-train
 # on, and 10 novel classes (digits 5-9) to learn from a few examples.
 
-X, y = load_rotated_digits(rotations=(0, 90), return_X_y=True)
-digit = np.array([int(label[0]) for label in y])
-X_base, y_base = X[digit < 5], y[digit < 5]
-X_novel, y_novel = X[digit >= 5], y[digit >= 5]
+data = load_digits_split()
+X_base, y_base = data.X_base, data.y_base
+X_novel, y_novel = data.X_novel, data.y_novel
 print(f"{len(np.unique(y_base))} base classes, {len(np.unique(y_novel))} novel classes")
 
 # %%
@@ -52,20 +49,11 @@ print(f"{len(np.unique(y_base))} base classes, {len(np.unique(y_novel))} novel c
 # class, a prototype per class from the support images, and a cross-entropy
 # step on the queries' distances. Two convolutional blocks suit 8x8 images;
 # :class:`~sklearn_protonet.modules.RandomShift` shifts the training images by
-# up to one pixel. Four epochs of 50 episodes take a few seconds.
+# up to one pixel (the recipe of :func:`~sklearn_protonet.demo.digits_trainer`,
+# which ``python -m sklearn_protonet`` uses too). Four epochs of 50 episodes
+# take a few seconds.
 
-shape = (1, 8, 8)
-trainer = EpisodicTrainer(
-    nn.Sequential(RandomShift(shape, max_shift=1), Conv4(shape, n_blocks=2)),
-    n_way=10,
-    n_support=5,
-    n_query=10,
-    episodes_per_epoch=50,
-    max_epochs=4,
-    train_split=None,
-    verbose=0,
-    random_state=0,
-)
+trainer = digits_trainer(episodes_per_epoch=50, max_epochs=4, verbose=0)
 trainer.fit(X_base, y_base)
 
 # %%

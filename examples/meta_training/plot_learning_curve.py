@@ -18,11 +18,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from skorch.callbacks import EarlyStopping
-from torch import nn
 
-from sklearn_protonet import ClassSplit, EpisodicTrainer
+from sklearn_protonet import ClassSplit
 from sklearn_protonet.datasets import load_rotated_digits
-from sklearn_protonet.modules import Conv4, RandomShift
+from sklearn_protonet.demo import digits_trainer
 
 torch.set_num_threads(2)
 
@@ -40,12 +39,12 @@ X, y = load_rotated_digits(
 )
 print(f"{len(np.unique(y))} classes, {len(y)} images")
 
-shape = (1, 8, 8)
-trainer = EpisodicTrainer(
-    nn.Sequential(RandomShift(shape, max_shift=1), Conv4(shape, n_blocks=2)),
+# The encoder is that of :func:`~sklearn_protonet.demo.digits_trainer` (two
+# Conv4 blocks after a random shift), here with 5-way episodes and a
+# validation split.
+
+trainer = digits_trainer(
     n_way=5,
-    n_support=5,
-    n_query=10,
     episodes_per_epoch=40,
     valid_episodes=40,
     max_epochs=10,
@@ -55,7 +54,6 @@ trainer = EpisodicTrainer(
             monitor="valid_acc", lower_is_better=False, patience=3, load_best=True
         ),
     ],
-    random_state=0,
 )
 
 # %%

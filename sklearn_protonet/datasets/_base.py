@@ -1,11 +1,36 @@
-"""Where sklearn-protonet keeps data sets and derived caches on disk."""
+"""Data sets on disk: data and cache homes, downloads, checksums, atomic writes.
+
+The helpers every loader needs, as scikit-learn keeps them in its own
+``datasets/_base.py``: a loader states *what* it needs (files, URLs,
+descriptions) and leaves the file handling to this module.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Iterator, Sequence
+from importlib import resources
 from pathlib import Path
+from typing import IO, BinaryIO
 
-__all__ = ["get_data_home", "get_cache_home"]
+import numpy as np
+from sklearn.utils import Bunch
+
+__all__ = [
+    "atomic_writer",
+    "image_bunch",
+    "download",
+    "get_cache_home",
+    "get_data_home",
+    "has_write_bits",
+    "load_descr",
+    "sha256",
+]
 
 DATA_HOME_ENV = "SKLEARN_PROTONET_DATA"
 CACHE_HOME_ENV = "SKLEARN_PROTONET_CACHE"
@@ -99,3 +124,86 @@ def get_cache_home() -> Path:
     path = _resolve_cache_home()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through, all or nothing.
+
+    Writes go to a temporary file in the same folder, which is flushed to
+    disk and renamed over ``path`` (``os.replace`` is atomic) only when the
+    block ends without error; on any error, ``KeyboardInterrupt`` included,
+    the temporary file is removed and ``path`` is left as it was.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _open_url(url: str) -> IO[bytes]:
+    """Open ``url`` for reading; a separate function so tests can replace it."""
+    return urllib.request.urlopen(url, timeout=60)
+
+
+def download(url: str, dest: Path) -> None:
+    """Download ``url`` to ``dest`` atomically (an interrupted download never
+    leaves a truncated file under the final name)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(dest) as out, _open_url(url) as response:
+        shutil.copyfileobj(response, out, length=1 << 20)
+
+
+def sha256(paths: Sequence[Path]) -> str:
+    """The SHA-256 of the files' contents, one after the other, in hex."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def has_write_bits(folder: Path) -> bool:
+    """Whether the folder is meant to be written: some write bit is set.
+
+    Root can write into folders whose write bits are all cleared (a shared
+    data home laid out read-only); honour the bits rather than the privilege.
+    """
+    try:
+        return bool(folder.stat().st_mode & 0o222)
+    except OSError:
+        return False
+
+
+def load_descr(name: str) -> str:
+    """The description ``descr/<name>.rst`` shipped with the package."""
+    return (resources.files(__package__) / "descr" / f"{name}.rst").read_text(
+        encoding="utf-8"
+    )
+
+
+def image_bunch(
+    images: np.ndarray, target: np.ndarray, descr: str, return_X_y: bool
+) -> Bunch | tuple[np.ndarray, np.ndarray]:
+    """What an image loader returns: scikit-learn's Bunch (``data``, a flat
+    view of ``images``; ``images``; ``target``; ``target_names``; ``DESCR``),
+    or ``(data, target)`` when ``return_X_y``."""
+    data = images.reshape(len(images), -1)
+    if return_X_y:
+        return data, target
+    return Bunch(
+        data=data,
+        images=images,
+        target=target,
+        target_names=np.unique(target),
+        DESCR=descr,
+    )

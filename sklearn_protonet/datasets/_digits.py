@@ -6,18 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from sklearn.datasets import load_digits
-from sklearn.utils import Bunch
+
+from ._base import image_bunch, load_descr
 
 __all__ = ["load_rotated_digits"]
-
-_DESCR = """Rotated digits
---------------
-scikit-learn's bundled 8x8 handwritten digits (1,797 images, pixel values
-scaled to [0, 1]). Each digit turned by each angle in ``rotations``
-(counter-clockwise, multiples of 90 degrees) is a class of its own, named
-like ``"3/rot090"``, as Omniglot's rotations are in the Prototypical
-Networks paper. Needs no download.
-"""
 
 
 def load_rotated_digits(
@@ -63,13 +55,4 @@ def load_rotated_digits(
         all_targets.append(np.char.add(labels.astype(str), f"/rot{angle % 360:03d}"))
     images = np.ascontiguousarray(np.concatenate(all_images))
     target = np.concatenate(all_targets)
-    data = images.reshape(len(images), -1)
-    if return_X_y:
-        return data, target
-    return Bunch(
-        data=data,
-        images=images,
-        target=target,
-        target_names=np.unique(target),
-        DESCR=_DESCR,
-    )
+    return image_bunch(images, target, load_descr("rotated_digits"), return_X_y)

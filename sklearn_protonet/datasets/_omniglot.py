@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import numbers
 import os
 import re
-import shutil
-import tempfile
-import urllib.request
 import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -24,7 +19,13 @@ from ._base import (
     DATA_HOME_ENV,
     _resolve_cache_home,
     _resolve_data_home,
+    atomic_writer,
+    download,
     get_cache_home,
+    has_write_bits,
+    image_bunch,
+    load_descr,
+    sha256,
 )
 
 __all__ = ["load_omniglot"]
@@ -87,32 +88,6 @@ def _expected_layout() -> str:
     return "\n".join(lines)
 
 
-def _open_url(url: str) -> IO[bytes]:
-    """Open ``url`` for reading; a separate function so tests can replace it."""
-    return urllib.request.urlopen(url, timeout=60)
-
-
-def _download(url: str, dest: Path) -> None:
-    """Download ``url`` to ``dest`` through a temporary file in the same folder.
-
-    ``os.replace`` makes the final rename atomic, so an interrupted download
-    never leaves a truncated file under the final name.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, _open_url(url) as response:
-            shutil.copyfileobj(response, out, length=1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _ensure_files(root: Path, subset: str, download_if_missing: bool) -> None:
     """Make sure the files ``subset`` needs are in ``root``, downloading them."""
     required = _required_files(subset)
@@ -138,7 +113,7 @@ def _ensure_files(root: Path, subset: str, download_if_missing: bool) -> None:
         raise not_found("download_if_missing=False, so nothing was downloaded.")
     for rel in missing:
         try:
-            _download(required[rel], root / rel)
+            download(required[rel], root / rel)
         except OSError as exc:  # urllib.error.URLError is an OSError too
             raise not_found(
                 f"Downloading {required[rel]} to {root / rel} failed: {exc}"
@@ -265,15 +240,6 @@ def _decode(
     return images
 
 
-def _sha256(paths: Sequence[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def _cache_name(image_size: int) -> str:
     return f"omniglot_{image_size}px_v{_CACHE_VERSION}.npz"
 
@@ -305,33 +271,11 @@ def _read_cache(path: Path, image_size: int, source: str) -> dict[str, Any] | No
 
 
 def _atomic_write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` via a temporary file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            # Mostly-zero images compress ~8x (102 MB -> 12 MB at 28 px) and
-            # still load in well under a second.
-            np.savez_compressed(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _has_write_bits(folder: Path) -> bool:
-    """Whether the folder is meant to be written: some write bit is set.
-
-    Root can write into folders whose write bits are all cleared (a shared
-    data home laid out read-only); honour the bits rather than the privilege.
-    """
-    try:
-        return bool(folder.stat().st_mode & 0o222)
-    except OSError:
-        return False
+    """Write ``arrays`` to ``path`` as a compressed npz, atomically."""
+    with atomic_writer(path) as fh:
+        # Mostly-zero images compress ~8x (102 MB -> 12 MB at 28 px) and
+        # still load in well under a second.
+        np.savez_compressed(fh, **arrays)
 
 
 def _write_cache(folder: Path, name: str, arrays: Mapping[str, np.ndarray]) -> None:
@@ -342,7 +286,7 @@ def _write_cache(folder: Path, name: str, arrays: Mapping[str, np.ndarray]) -> N
     and cannot see read-only mounts.
     """
     errors = []
-    targets = [folder, None] if _has_write_bits(folder) else [None]
+    targets = [folder, None] if has_write_bits(folder) else [None]
     for target in targets:  # None: the cache home, created on demand
         try:
             _atomic_write_npz((target or get_cache_home()) / name, arrays)
@@ -358,7 +302,7 @@ def _write_cache(folder: Path, name: str, arrays: Mapping[str, np.ndarray]) -> N
 
 def _load_base(folder: Path, image_size: int) -> tuple[dict[str, Any] | None, str]:
     """Look for a valid cache in the data home, then in the cache home."""
-    source = _sha256([folder / _ZIPS[part][0] for part in _ZIPS])
+    source = sha256([folder / _ZIPS[part][0] for part in _ZIPS])
     # Only look in the cache home here: creating it is left to the writer.
     candidates = [
         folder / _cache_name(image_size),
@@ -408,59 +352,6 @@ def _read_split(
             "distinct classes. Delete it to download it again."
         )
     return chars, rots, lines
-
-
-_DESCR = """\
-.. _omniglot_dataset:
-
-Omniglot handwritten characters
--------------------------------
-
-Omniglot (Lake, Salakhutdinov and Tenenbaum, 2015) holds 1,623 handwritten
-characters from 50 alphabets, each drawn once by 20 different people: 32,460
-images of 105x105 black-and-white pixels.
-
-This subset: **{subset}**, {n_classes} classes x 20 images = {n_samples}
-samples of {size}x{size} pixels.
-
-Subsets
-    * ``train``, ``val``, ``trainval``, ``test``: the split of Vinyals et al.
-      (2016) as used by Snell et al. (2017). Each of the four rotations of a
-      character (0, 90, 180, 270 degrees counter-clockwise) is its own class,
-      named ``Alphabet/characterNN/rotDDD``. ``trainval`` (1,200 characters,
-      4,800 classes) is ``train`` (4,112 classes) followed by ``val`` (688);
-      ``test`` has the other 423 characters (1,692 classes).
-    * ``background`` (964 characters, 30 alphabets) and ``evaluation``
-      (659 characters, 20 alphabets): Lake's split, without rotations, classes
-      named ``Alphabet/characterNN``.
-
-Preprocessing
-    Each PNG is inverted, so strokes are 1.0 on a background of 0.0, rotated
-    with PIL's ``Image.rotate`` (exact for multiples of 90 degrees), then
-    resized from 105x105 to {size}x{size} with Pillow's BOX filter (area
-    averaging: each output pixel is the mean of the input pixels whose centres
-    fall inside it) on the 8-bit image, and divided by 255. Values are thus
-    multiples of 1/255 in [0, 1], stored as float32. Rotation is done before
-    resizing because Pillow's BOX kernel is not mirror-symmetric when 105 is
-    not a multiple of the output size, so ``np.rot90`` of a resized ``rot000``
-    image is close to, but not exactly, its resized ``rot090`` image.
-
-Order
-    Classes in the order of the split file (``train``/``val``/``trainval``/
-    ``test``) or sorted by alphabet then character folder (``background``/
-    ``evaluation``); the 20 images of a class by drawer id (01 to 20).
-
-Omniglot is released under the MIT licence, Copyright (c) 2015 Brenden Lake.
-
-References
-    * B. M. Lake, R. Salakhutdinov and J. B. Tenenbaum, "Human-level concept
-      learning through probabilistic program induction", Science 350(6266),
-      2015.
-    * O. Vinyals et al., "Matching Networks for One Shot Learning", NeurIPS
-      2016.
-    * J. Snell, K. Swersky and R. Zemel, "Prototypical Networks for Few-shot
-      Learning", NeurIPS 2017.
-"""
 
 
 def load_omniglot(
@@ -642,20 +533,11 @@ dtype float32
     images = base["images"][np.asarray(char_idx), np.asarray(rot_idx)]
     images = images.reshape(-1, image_size, image_size).astype(np.float32)
     images /= 255  # float32 division keeps 0 and 255 exactly 0.0 and 1.0
-    data = images.reshape(len(images), -1)
     target = np.repeat(np.array(class_names), _N_DRAWERS)
-
-    if return_X_y:
-        return data, target
-    return Bunch(
-        data=data,
-        images=images,
-        target=target,
-        target_names=np.unique(target),
-        DESCR=_DESCR.format(
-            subset=subset,
-            n_classes=len(class_names),
-            n_samples=len(target),
-            size=image_size,
-        ),
+    descr = load_descr("omniglot").format(
+        subset=subset,
+        n_classes=len(class_names),
+        n_samples=len(target),
+        size=image_size,
     )
+    return image_bunch(images, target, descr, return_X_y)

@@ -1,25 +1,17 @@
-"""Pretrained encoders shipped with the package, stored as safetensors.
+"""Pretrained encoders shipped with the package: the weight files and their loader.
 
-safetensors holds tensors and string metadata only, so loading a weights file
-never runs code from it (unlike pickle).
+The files are written by :func:`sklearn_protonet.persistence.save_encoder`
+(safetensors: tensors and JSON metadata only, so loading one never runs
+code) and read by :func:`~sklearn_protonet.persistence.load_encoder`.
 """
 
 from __future__ import annotations
 
-import json
 from importlib import resources
-from pathlib import Path
 
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
-from sklearn.frozen import FrozenEstimator
+from ..persistence import load_encoder
 
-from ..modules import Conv4
-from ..trainer import EpisodicTrainer
-
-__all__ = ["list_pretrained", "load_encoder", "load_pretrained", "save_encoder"]
-
-_FORMAT = "sklearn-protonet-encoder/1"
+__all__ = ["list_pretrained", "load_pretrained"]
 
 
 def list_pretrained() -> list[str]:
@@ -30,97 +22,6 @@ def list_pretrained() -> list[str]:
         for p in folder.iterdir()
         if p.name.endswith(".safetensors")
     )
-
-
-def save_encoder(trainer: EpisodicTrainer, path, metadata: dict | None = None) -> None:
-    """Write a trained Conv4 encoder's weights and configuration as safetensors.
-
-    Parameters
-    ----------
-    trainer : EpisodicTrainer
-        A fitted trainer whose module is a :class:`~sklearn_protonet.modules.Conv4`.
-    path : str or Path
-    metadata : dict, default=None
-        JSON-serialisable facts to keep beside the weights (accuracy, profile...).
-    """
-    module = trainer.module_
-    if not isinstance(module, Conv4):
-        raise TypeError(f"save_encoder supports Conv4 modules, got {type(module)}.")
-    config = {
-        "input_shape": list(module.input_shape),
-        "hidden_channels": module.hidden_channels,
-        "n_blocks": module.n_blocks,
-    }
-    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    save_file(
-        tensors,
-        str(path),
-        metadata={
-            "format": _FORMAT,
-            "module": "Conv4",
-            "config": json.dumps(config),
-            "metric": trainer.metric,
-            "info": json.dumps(metadata or {}),
-        },
-    )
-
-
-def load_encoder(path, device: str = "cpu") -> FrozenEstimator:
-    """Load an encoder written by :func:`save_encoder`.
-
-    Parameters
-    ----------
-    path : str or Path
-    device : str, default="cpu"
-
-    Returns
-    -------
-    FrozenEstimator
-        Wrapping a fitted :class:`~sklearn_protonet.EpisodicTrainer`; its
-        ``transform`` embeds, ``fit`` does nothing, and ``clone`` returns it
-        unchanged, so it is safe inside pipelines and grid searches.
-
-    Raises
-    ------
-    ValueError
-        If the file is not a sklearn-protonet encoder or is damaged.
-    """
-    path = Path(path)
-    try:
-        if not path.is_file():
-            raise FileNotFoundError(f"No encoder file at {path}.")
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (SafetensorError, ValueError, OSError) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
-        raise ValueError(
-            f"{path} is not a readable safetensors file ({error}). Re-download "
-            "or re-create it with save_encoder."
-        ) from error
-    if metadata.get("format") != _FORMAT or metadata.get("module") != "Conv4":
-        raise ValueError(
-            f"{path} is a safetensors file but not a sklearn-protonet encoder "
-            f"(metadata {metadata!r}); create it with save_encoder."
-        )
-    config = json.loads(metadata["config"])
-    trainer = EpisodicTrainer(
-        Conv4,
-        module__input_shape=tuple(config["input_shape"]),
-        module__hidden_channels=config["hidden_channels"],
-        module__n_blocks=config["n_blocks"],
-        metric=metadata.get("metric", "sqeuclidean"),
-        device=device,
-        verbose=0,
-    ).initialize()
-    try:
-        trainer.module_.load_state_dict(tensors)
-    except RuntimeError as error:
-        raise ValueError(f"{path} does not hold Conv4 weights: {error}") from error
-    trainer.module_.to(device).eval()
-    trainer.pretrained_info_ = json.loads(metadata.get("info", "{}"))
-    return FrozenEstimator(trainer)
 
 
 def load_pretrained(name: str = "omniglot-conv4-1shot", device: str = "cpu"):
@@ -140,8 +41,8 @@ def load_pretrained(name: str = "omniglot-conv4-1shot", device: str = "cpu"):
     Returns
     -------
     FrozenEstimator
-        See :func:`load_encoder`. ``.estimator.pretrained_info_`` holds its
-        measured test accuracy.
+        See :func:`~sklearn_protonet.persistence.load_encoder`.
+        ``.estimator.pretrained_info_`` holds its measured test accuracy.
 
     Examples
     --------

@@ -1,16 +1,31 @@
-"""Running an encoder module for inference: batched, eval mode, no autograd."""
+"""Running encoders: the module behind an encoder, its device, eval mode, chunks.
+
+Every estimator that embeds (the classifier, the trainer's ``transform``,
+persistence) asks this module which ``torch.nn.Module`` an encoder holds and
+runs it here, so the answer and the inference rules live in one place.
+"""
 
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import numpy as np
 import torch
+from sklearn.frozen import FrozenEstimator
+from skorch import NeuralNet
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
+
+__all__ = [
+    "encoder_module",
+    "eval_mode",
+    "has_lazy_parameters",
+    "iter_embeddings",
+    "materialize",
+    "module_device",
+    "resolve_device",
+]
 
 # Modules in eval_mode: id -> [number of users, saved training flags].
 _EVAL_USERS: dict[int, list] = {}
@@ -88,31 +103,34 @@ def iter_embeddings(
             yield out
 
 
-@contextmanager
-def numeric_input(name: str = "X") -> Iterator[None]:
-    """Re-raise NumPy's "could not convert string to float" naming the input
-    and the fix."""
-    try:
-        yield
-    except ValueError as error:
-        if "could not convert" not in str(error):
-            raise
-        raise ValueError(
-            f"{name} must be numeric, but {error}. Encode text and categorical "
-            "columns first, e.g. with a ColumnTransformer and OneHotEncoder in "
-            "a Pipeline before this estimator."
-        ) from error
+def encoder_module(encoder) -> nn.Module | None:
+    """The ``torch.nn.Module`` that embeds for ``encoder``, or None.
 
-
-def as_tensor(X: np.ndarray) -> torch.Tensor:
-    """A tensor view of a NumPy array (no copy when it is contiguous).
-
-    Read-only arrays (memory maps) are viewed too: the package only reads its
-    inputs, so torch's warning about non-writable arrays is silenced.
+    ``encoder`` may be a module, a fitted skorch net (such as
+    :class:`~sklearn_protonet.EpisodicTrainer`: its ``module_``), either
+    wrapped in :class:`~sklearn.frozen.FrozenEstimator`, or anything else (a
+    scikit-learn transformer, the identity ``None``), which has no module.
     """
-    X = np.ascontiguousarray(X)
-    if X.flags.writeable:
-        return torch.from_numpy(X)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-        return torch.from_numpy(X)
+    if isinstance(encoder, FrozenEstimator):
+        encoder = encoder.estimator
+    if isinstance(encoder, NeuralNet):
+        return encoder.module_
+    return encoder if isinstance(encoder, nn.Module) else None
+
+
+def resolve_device(
+    module: nn.Module | None, device: str | torch.device | None
+) -> torch.device:
+    """Where embedding runs: the module's own device (CPU for no module, or
+    ``device`` when given); a ``device`` that contradicts the module's
+    weights is an error naming the fix."""
+    if module is None:
+        return torch.device(device or "cpu")
+    own = module_device(module)
+    if device is not None and torch.device(device) != own:
+        raise ValueError(
+            f"device={device!r} but the encoder's weights are on "
+            f"{own}. Move the encoder (encoder.to({str(device)!r})) or "
+            "leave device=None to use the encoder's device."
+        )
+    return own
