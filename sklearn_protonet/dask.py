@@ -104,8 +104,9 @@ def apply(estimator, X, method: str = "predict") -> da.Array:
                 f"X must have one sample per row (2-D or more), got a {X.ndim}-D "
                 "dask array; reshape it with X.reshape(-1, 1) for one feature."
             )
-        # Blocks hold whole samples: split rows only.
-        X = X.rechunk({axis: -1 for axis in range(1, X.ndim)})
+        if any(len(chunks) > 1 for chunks in X.chunks[1:]):
+            # Blocks hold whole samples: split rows only.
+            X = X.rechunk({axis: -1 for axis in range(1, X.ndim)})
     elif not isinstance(X, dd.DataFrame | dd.Series):
         raise TypeError(
             "X must be a dask Array, DataFrame or Series, got "
@@ -114,7 +115,9 @@ def apply(estimator, X, method: str = "predict") -> da.Array:
     out = np.asarray(_call(_first_row(X), estimator, method))
     meta = np.empty((0, *out.shape[1:]), dtype=out.dtype)
     # A single graph node: each worker gets the estimator once, not per block.
-    remote = dask.delayed(estimator, pure=True, traverse=False)
+    # pure=False names it at random rather than hashing the whole estimator
+    # (its pickled weights), which took longer than predicting small inputs.
+    remote = dask.delayed(estimator, pure=False, traverse=False)
     if isinstance(X, da.Array):
         return X.map_blocks(
             _call,

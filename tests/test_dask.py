@@ -252,21 +252,27 @@ class KillWorker(Callback):
             os._exit(1)
 
 
-def test_search_survives_a_killed_worker(client, base, serial_search, tmp_path):
-    # With one worker up, joblib's dask backend would run in this process.
+def _on_both_workers(client) -> None:
+    # With one worker thread, joblib would run the fits in this process.
     client.wait_for_workers(2, timeout=120)
+    assert joblib.effective_n_jobs(-1) == 2
+
+
+def test_search_survives_a_killed_worker(client, base, serial_search, tmp_path):
     search = _search(callbacks=[KillWorker(str(tmp_path / "killed"))])
-    with joblib.parallel_config(backend="dask"):
+    # scatter: the data on every worker, so it outlives the killed one (joblib
+    # would otherwise place it on one worker, and lose it with that worker).
+    with joblib.parallel_config(backend="dask", scatter=list(base)):
+        _on_both_workers(client)
         search.set_params(n_jobs=-1).fit(*base)
     assert (tmp_path / "killed").exists()
     _assert_same_search(search, serial_search)
-    client.wait_for_workers(2, timeout=120)
 
 
 def test_search_whose_workers_keep_dying_fails_clearly(client, base):
-    client.wait_for_workers(2, timeout=120)
     search = _search(callbacks=[KillWorker()])
-    with joblib.parallel_config(backend="dask"):
+    with joblib.parallel_config(backend="dask", scatter=list(base)):
+        _on_both_workers(client)
         with pytest.raises(distributed.KilledWorker, match="worker"):
             search.set_params(n_jobs=-1).fit(*base)
     assert not hasattr(search, "cv_results_")
