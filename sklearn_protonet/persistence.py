@@ -75,11 +75,11 @@ _BUILDERS: dict[str, type[nn.Module]] = {"Conv4": Conv4, "MLP": MLP}
 # -- describing and rebuilding a module ----------------------------------------
 
 
-def describe_module(module: nn.Module) -> dict:
+def _describe_module(module: nn.Module) -> dict:
     """The class of ``module`` and, for a known class, its constructor arguments.
 
     Returns ``{"class": qualified name, "builder": "Conv4" | "MLP" | None,
-    "config": dict | None}``; :func:`build_module` rebuilds a known module.
+    "config": dict | None}``; :func:`_build_module` rebuilds a known module.
     """
     name = f"{type(module).__module__}.{type(module).__qualname__}"
     if type(module) is Conv4:
@@ -102,8 +102,8 @@ def describe_module(module: nn.Module) -> dict:
     return {"class": name, "builder": None, "config": None}
 
 
-def build_module(spec: dict) -> nn.Module | None:
-    """A fresh module of a known class from :func:`describe_module`'s
+def _build_module(spec: dict) -> nn.Module | None:
+    """A fresh module of a known class from :func:`_describe_module`'s
     description, or None for an unknown class."""
     builder = spec.get("builder")
     if builder is None:
@@ -121,7 +121,7 @@ def _module_for(spec: dict, module: nn.Module | None, path, argument: str):
             f"from the file; pass {argument}=<a module of that architecture> to "
             "receive the weights."
         )
-    module = build_module(spec) if module is None else module
+    module = _build_module(spec) if module is None else module
     if not isinstance(module, nn.Module):
         raise TypeError(f"{argument} must be a torch.nn.Module, got {type(module)}")
     return module
@@ -222,7 +222,7 @@ def save_encoder(encoder, path, metadata: dict | None = None) -> None:
         _module_tensors(module),
         {
             "content": "encoder",
-            "module": json.dumps(describe_module(module)),
+            "module": json.dumps(_describe_module(module)),
             "metric": getattr(estimator, "metric", "sqeuclidean"),
             "info": json.dumps(metadata or {}),
         },
@@ -360,7 +360,7 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
     names = getattr(classifier, "feature_names_in_", None)
     metadata = {
         "content": "classifier",
-        "module": json.dumps(None if module is None else describe_module(module)),
+        "module": json.dumps(None if module is None else _describe_module(module)),
         "params": json.dumps(
             {
                 "metric": classifier.metric,

@@ -30,11 +30,11 @@ def digits():
 
 
 def _small_trainer(module, defaults: dict, params: dict) -> EpisodicTrainer:
-    """A trainer of tiny 3-way 2-shot 2-query episodes, without validation."""
-    episodes = dict(n_way=3, n_shot=2, n_query=2, train_split=None, verbose=0)
-    return EpisodicTrainer(
-        module=module, random_state=0, **{**episodes, **defaults, **params}
+    """A seeded trainer of tiny 3-way 2-shot 2-query episodes, no validation."""
+    episodes = dict(
+        n_way=3, n_shot=2, n_query=2, train_split=None, verbose=0, random_state=0
     )
+    return EpisodicTrainer(module=module, **{**episodes, **defaults, **params})
 
 
 def tiny_trainer(**params) -> EpisodicTrainer:
