@@ -131,16 +131,49 @@ def apply(estimator, X, method: str = "predict") -> da.Array:
 
 
 def predict(estimator, X) -> da.Array:
-    """``estimator.predict`` over each block of ``X``; see :func:`apply`."""
+    """``estimator.predict`` over each block of ``X``; see :func:`apply`.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+    X : dask.array.Array, dask.dataframe.DataFrame or dask.dataframe.Series
+
+    Returns
+    -------
+    dask.array.Array of shape (n_samples,)
+        The predicted classes, lazily.
+    """
     return apply(estimator, X, "predict")
 
 
 def predict_proba(estimator, X) -> da.Array:
-    """``estimator.predict_proba`` over each block of ``X``; see :func:`apply`."""
+    """``estimator.predict_proba`` over each block of ``X``; see :func:`apply`.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+    X : dask.array.Array, dask.dataframe.DataFrame or dask.dataframe.Series
+
+    Returns
+    -------
+    dask.array.Array of shape (n_samples, n_classes)
+        The class probabilities, lazily; columns follow ``classes_``.
+    """
     return apply(estimator, X, "predict_proba")
 
 
 def transform(estimator, X) -> da.Array:
-    """``estimator.transform`` (embeddings) over each block of ``X``; see
-    :func:`apply`."""
+    """``estimator.transform`` (the embeddings) over each block of ``X``; see
+    :func:`apply`.
+
+    Parameters
+    ----------
+    estimator : fitted classifier or transformer
+    X : dask.array.Array, dask.dataframe.DataFrame or dask.dataframe.Series
+
+    Returns
+    -------
+    dask.array.Array of shape (n_samples, embedding_dim)
+        The embeddings, lazily.
+    """
     return apply(estimator, X, "transform")
