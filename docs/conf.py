@@ -42,26 +42,41 @@ release = version
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # MathJax ships with the site, so formulas render without a network.
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    # The changelog and the contributing guide are Markdown files at the root.
+    "myst_parser",
 ]
 
-# Cross-links to Python, NumPy, scikit-learn, PyTorch and skorch need their
-# inventories from the internet; opt in where the build machine has it.
-if os.environ.get("SKLEARN_PROTONET_DOCS_INTERSPHINX"):
-    extensions.append("sphinx.ext.intersphinx")
-    intersphinx_mapping = {
-        "python": ("https://docs.python.org/3", None),
-        "numpy": ("https://numpy.org/doc/stable", None),
-        "sklearn": ("https://scikit-learn.org/stable", None),
-        "torch": ("https://docs.pytorch.org/docs/stable", None),
-        "skorch": ("https://skorch.readthedocs.io/en/stable", None),
-    }
+# Links to the projects we build on. Each published inventory is tried
+# first; without a network the build falls back to the inventory of the
+# names these pages use, written by docs/make_inventories.py.
+intersphinx_mapping = {
+    name: (url, (None, f"_inventories/{name}.inv"))
+    for name, url in {
+        "python": "https://docs.python.org/3",
+        "numpy": "https://numpy.org/doc/stable",
+        "pandas": "https://pandas.pydata.org/docs",
+        "sklearn": "https://scikit-learn.org/stable",
+        "torch": "https://docs.pytorch.org/docs/stable",
+        "skorch": "https://skorch.readthedocs.io/en/stable",
+    }.items()
+}
+intersphinx_timeout = 10
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "_generated", "Thumbs.db", ".DS_Store"]
+exclude_patterns = [
+    "_build",
+    "_generated",
+    "_inventories",
+    "Thumbs.db",
+    ".DS_Store",
+]
 root_doc = "index"
 default_role = "literal"
 
@@ -75,6 +90,26 @@ autodoc_typehints = "none"  # the numpydoc sections already give the types
 # tables would list every inherited skorch / torch method.
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
+# Types in Parameters and Returns sections link to their documentation.
+numpydoc_xref_param_type = True
+numpydoc_xref_aliases = {
+    "ndarray": "numpy.ndarray",
+    "DataFrame": "pandas.DataFrame",
+    "Tensor": "torch.Tensor",
+    "Bunch": "sklearn.utils.Bunch",
+    "Path": "pathlib.Path",
+    "FrozenEstimator": "sklearn.frozen.FrozenEstimator",
+    "EpisodicTrainer": "sklearn_protonet.EpisodicTrainer",
+    "PrototypicalClassifier": "sklearn_protonet.PrototypicalClassifier",
+    "EpisodicSplit": "sklearn_protonet.model_selection.EpisodicSplit",
+}
+# Words of type descriptions that are not names to link.
+# (shape names included: they are sizes, not objects).
+numpydoc_xref_ignore = {
+    *("of", "or", "and", "shape", "default", "optional", "dtype"),
+    *("n", "n_samples", "n_features", "n_features_in_", "n_classes"),
+    *("n_way", "n_shot", "n_query", "n_episodes", "embedding_dim"),
+}
 
 
 def _escape_trailing_underscores(app, what, name, obj, options, lines):
@@ -85,8 +120,41 @@ def _escape_trailing_underscores(app, what, name, obj, options, lines):
         lines[i] = re.sub(r"(?<![`\w])\((\w+_),\)", r"(``\1``,)", line)
 
 
+# Figures of the user guide are drawn by gallery examples; a build that does
+# not run them (make html-noplot) gets a placeholder in their place.
+_GALLERY_FIGURE = re.compile(
+    r"^\s*\.\. (?:figure|image):: ((?:\.\./)*auto_examples/\S+\.png)", re.M
+)
+
+
+def _placeholder_figures(app):
+    if app.config.sphinx_gallery_conf["plot_gallery"]:
+        return
+    import matplotlib.pyplot as plt
+
+    for page in DOCS.rglob("*.rst"):
+        for target in _GALLERY_FIGURE.findall(page.read_text(encoding="utf-8")):
+            image = (page.parent / target).resolve()
+            if image.is_file():
+                continue
+            image.parent.mkdir(parents=True, exist_ok=True)
+            fig = plt.figure(figsize=(6.4, 1.2))
+            fig.text(
+                0.5,
+                0.5,
+                "This figure is drawn by an example of the gallery:\n"
+                "build the documentation with make html to see it.",
+                ha="center",
+                va="center",
+            )
+            fig.savefig(image)
+            plt.close(fig)
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _escape_trailing_underscores)
+    # After sphinx-gallery's own builder-inited step, which reads plot_gallery.
+    app.connect("builder-inited", _placeholder_figures, priority=900)
 
 
 # -- Gallery -----------------------------------------------------------------
@@ -129,7 +197,11 @@ html_css_files = ["custom.css"]
 html_theme_options = {
     "navbar_align": "left",
     "show_toc_level": 2,
-    "secondary_sidebar_items": ["page-toc", "sourcelink"],
+    # The error table needs the page's whole width.
+    "secondary_sidebar_items": {
+        "**": ["page-toc", "sourcelink"],
+        "user_guide/errors": [],
+    },
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }
@@ -139,6 +211,9 @@ html_sidebars = {
     "reproduce": [],
     "performance": [],
     "developers/layout": [],
+    "faq": [],
+    "changelog": [],
+    "contributing": [],
 }
 html_show_sourcelink = True
 
@@ -273,11 +348,17 @@ def _profiles_table() -> str:
     return "\n".join(out) + "\n"
 
 
-def _help(build_parser) -> str:
+def _help(build_parser, prog: str, commands=()) -> str:
+    """``prog --help`` and each ``prog COMMAND --help``, as a console shows them."""
     previous = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "80"
     try:
-        return build_parser().format_help()
+        parser = build_parser(prog)
+        texts = [f"$ {prog} --help\n{parser.format_help()}"]
+        for name in commands:
+            sub = parser.command_parsers[name]
+            texts.append(f"$ {prog} {name} --help\n{sub.format_help()}")
+        return "\n".join(texts)
     finally:
         if previous is None:
             del os.environ["COLUMNS"]
@@ -294,8 +375,14 @@ def _write_if_changed(path: Path, text: str) -> None:
 GENERATED.mkdir(exist_ok=True)
 _write_if_changed(GENERATED / "omniglot_results.rst", _omniglot_results())
 _write_if_changed(GENERATED / "profiles.rst", _profiles_table())
-_write_if_changed(GENERATED / "cli_help.txt", _help(cli_parser))
-_write_if_changed(GENERATED / "omniglot_help.txt", _help(omniglot.build_parser))
+_write_if_changed(
+    GENERATED / "cli_help.txt",
+    _help(cli_parser, "sklearn-protonet", ("pretrained", "digits")),
+)
+_write_if_changed(
+    GENERATED / "omniglot_help.txt",
+    _help(lambda prog: omniglot.build_parser(), "python benchmarks/omniglot.py"),
+)
 _write_if_changed(
     GENERATED / "speed.rst", _benchmark_tables("speed", "python benchmarks/speed.py")
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from numbers import Integral, Real
 
@@ -236,7 +237,14 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                 "is None: give the class label of each support example."
             )
         X, y = self._check_input(X, reset=True, y=y)
-        check_classification_targets(y)
+        with warnings.catch_warnings():
+            # A few-shot support set has many classes for its size by design
+            # (one example each in 1-shot): scikit-learn's "could be a
+            # regression target" hint misfires on every such fit.
+            warnings.filterwarnings(
+                "ignore", "The number of unique classes is greater than 50%"
+            )
+            check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -312,8 +320,10 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes), or (n_samples,) for two
-        classes: the score of ``classes_[1]`` minus that of ``classes_[0]``.
+        scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+            The score of each class, in the order of ``classes_``. With two
+            classes, one column as scikit-learn's binary classifiers return
+            it: the score of ``classes_[1]`` minus that of ``classes_[0]``.
         """
         scores = self._per_chunk(X, lambda d: -d / self.temperature)
         return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores

@@ -92,6 +92,19 @@ class Conv4(nn.Module):
         self.to(memory_format=self.memory_format)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Embed a batch of images.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n, C * H * W) or (n, C, H, W)
+            Flattened rows or images of ``input_shape``.
+
+        Returns
+        -------
+        Tensor of shape (n, embedding_dim)
+            ``hidden_channels`` times the size left after the poolings
+            (64 for 28x28 images and the defaults).
+        """
         if X.dim() == 2:
             if X.shape[1] != self.n_features_in:
                 raise ValueError(
@@ -155,6 +168,16 @@ class MLP(nn.Module):
         self.layers = nn.Sequential(*layers[:-2])
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Embed a batch of rows (other dimensions are flattened first).
+
+        Parameters
+        ----------
+        X : Tensor of shape (n, in_features)
+
+        Returns
+        -------
+        Tensor of shape (n, out_features)
+        """
         return self.layers(X.flatten(start_dim=1))
 
 
@@ -179,6 +202,17 @@ class RandomShift(nn.Module):
         self.max_shift = max_shift
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Shift each image at random in training mode; return X unchanged
+        in evaluation mode.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n, C * H * W) or (n, C, H, W)
+
+        Returns
+        -------
+        Tensor of the shape of X
+        """
         if not self.training or self.max_shift == 0:
             return X
         flat = X.dim() == 2

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from sklearn_protonet import EpisodicTrainer
+from sklearn_protonet.datasets._base import _resolve_data_home
 from sklearn_protonet.demo import load_digits_split
 from sklearn_protonet.modules import MLP, Conv4
 
@@ -65,14 +66,12 @@ OMNIGLOT_FILES = [
 
 
 def omniglot_data_home() -> Path:
-    """The Omniglot data home: $SKLEARN_PROTONET_DATA, else ../shared/data.
+    """The data home the library itself would use: $SKLEARN_PROTONET_DATA,
+    else ~/sklearn_protonet_data. Tests never download into it.
 
     Missing data fails the test in CI (which must run it) and skips it elsewhere.
     """
-    home = Path(
-        os.environ.get("SKLEARN_PROTONET_DATA")
-        or Path(__file__).resolve().parents[2] / "shared" / "data"
-    ).expanduser()
+    home = _resolve_data_home()
     missing = [rel for rel in OMNIGLOT_FILES if not (home / rel).is_file()]
     if missing:
         message = f"Omniglot data not found in {home} (missing {missing})"

@@ -1,6 +1,7 @@
 """PrototypicalClassifier: the estimator API, encoders, and the sklearn tool chain."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -278,3 +279,12 @@ def test_pickle_round_trip(kind, blobs, fitted_trainer, digits):
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(restored.predict(X), clf.predict(X))
     np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+
+
+def test_one_shot_support_sets_fit_without_a_regression_warning():
+    # 30 classes of one example each: scikit-learn's heuristic would call y
+    # continuous-looking; for a few-shot support set that is the normal case.
+    X = np.arange(60, dtype=float).reshape(30, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PrototypicalClassifier().fit(X, [f"class {i}" for i in range(30)])

@@ -3,5 +3,12 @@
 from ._base import get_cache_home, get_data_home
 from ._digits import load_rotated_digits
 from ._omniglot import load_omniglot
+from ._omniglot_sample import load_omniglot_sample
 
-__all__ = ["get_cache_home", "get_data_home", "load_omniglot", "load_rotated_digits"]
+__all__ = [
+    "get_cache_home",
+    "get_data_home",
+    "load_omniglot",
+    "load_omniglot_sample",
+    "load_rotated_digits",
+]
