@@ -392,3 +392,11 @@ _write_if_changed(
 _write_if_changed(
     GENERATED / "scale.rst", _benchmark_tables("scale", "python benchmarks/scale.py")
 )
+_write_if_changed(
+    GENERATED / "gaussian.rst",
+    _benchmark_tables("gaussian", "python benchmarks/gaussian.py --train"),
+)
+_write_if_changed(
+    GENERATED / "zero_shot.rst",
+    _benchmark_tables("zero_shot", "python benchmarks/zero_shot.py"),
+)

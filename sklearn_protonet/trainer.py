@@ -88,8 +88,12 @@ class EpisodicTrainer(NeuralNet):
     valid_episodes : int, default=100
         Validation episodes per epoch. They are the same episodes every epoch,
         so the epochs' scores are comparable.
-    metric : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
+    metric : {"sqeuclidean", "euclidean", "cosine", "gaussian"}, \
+default="sqeuclidean"
         Distance in the loss; keep it equal to the classifier's ``metric``.
+        ``"gaussian"`` trains a
+        :class:`~sklearn_protonet.covariance.GaussianEncoder` (Gaussian
+        Prototypical Networks).
     train_split : callable or None, default=ClassSplit(0.2)
         Held-out *classes* for validation (``valid_loss``, ``valid_acc`` in
         ``history``). ``None`` trains on everything without validation;
@@ -189,7 +193,7 @@ class EpisodicTrainer(NeuralNet):
         "valid_n_shot": [None, Interval(Integral, 1, None, closed="left")],
         "valid_n_query": [None, Interval(Integral, 1, None, closed="left")],
         "valid_episodes": [Interval(Integral, 1, None, closed="left")],
-        "metric": [StrOptions(set(METRICS))],
+        "metric": [StrOptions({*METRICS, "gaussian"})],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
             Options(Integral, {-1}),
