@@ -28,6 +28,12 @@ from ._encoders import (
     resolve_device,
 )
 from ._inputs import as_tensor, numeric_input
+from .covariance import (
+    VARIANCE_METRICS,
+    ShrunkCovariance,
+    class_precisions,
+    variance_distances,
+)
 from .distances import METRICS, class_prototypes, pairwise_distances
 from .precision import INFERENCE_DTYPES, inference_module
 
@@ -81,12 +87,23 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
           meta-trains (fits) a clone of it on ``(X, y)``, then computes the
           prototypes. This lets ``GridSearchCV`` tune ``encoder__lr``,
           ``encoder__max_epochs``...
-    metric : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
+    metric : {"sqeuclidean", "euclidean", "cosine", "mahalanobis", \
+"gaussian"}, default="sqeuclidean"
         Distance between embeddings and prototypes; squared Euclidean is the
-        paper's choice.
+        paper's choice. The variance-aware ones (:ref:`covariance`):
+        ``"mahalanobis"`` weighs differences by each class's covariance,
+        estimated from the support set by ``covariance``; ``"gaussian"``
+        takes the precisions from a
+        :class:`~sklearn_protonet.covariance.GaussianEncoder`'s output
+        (precision-weighted prototypes, Fort 2017).
     temperature : float, default=1.0
         ``predict_proba`` is ``softmax(-distance / temperature)``. It changes
         the probabilities' sharpness, never ``predict``.
+    covariance : ShrunkCovariance or None, default=None
+        How ``metric="mahalanobis"`` estimates the class covariances
+        (structure, shrinkage, target); ``None`` uses
+        :class:`~sklearn_protonet.covariance.ShrunkCovariance` ``()``. Ignored
+        by the other metrics.
     batch_size : int, default=1024
         Rows embedded and compared at a time, which bounds memory for large X.
     device : str, torch.device or None, default=None
@@ -109,6 +126,12 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         The class labels.
     prototypes_ : ndarray of shape (n_classes, embedding_dim)
         The (sample-weighted) mean embedding of each class.
+    precisions_ : ndarray of shape (n_classes, embedding_dim) or \
+(n_classes, embedding_dim, embedding_dim)
+        Each class's precision (diagonal, or full matrix), for the
+        variance-aware metrics only.
+    shrinkage_ : ndarray of shape (n_classes,)
+        The covariance shrinkage used for each class (``"mahalanobis"`` only).
     encoder_ : None, torch.nn.Module or estimator
         The encoder actually used (the meta-trained clone when ``encoder`` was
         an unfitted trainer).
@@ -140,7 +163,8 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "encoder": "no_validation",
-        "metric": [StrOptions(set(METRICS))],
+        "metric": [StrOptions(set(METRICS) | set(VARIANCE_METRICS))],
+        "covariance": [None, ShrunkCovariance],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [None, str, torch.device],
@@ -153,6 +177,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         *,
         metric: str = "sqeuclidean",
         temperature: float = 1.0,
+        covariance: ShrunkCovariance | None = None,
         batch_size: int = 1024,
         device: str | torch.device | None = None,
         inference_dtype: str = "float32",
@@ -160,6 +185,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         self.encoder = encoder
         self.metric = metric
         self.temperature = temperature
+        self.covariance = covariance
         self.batch_size = batch_size
         self.device = device
         self.inference_dtype = inference_dtype
@@ -319,12 +345,21 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             embeddings = as_tensor(X.reshape(len(X), -1)).to(device)
         else:
             embeddings = torch.cat(list(self._iter_embeddings(X))).double()
-        prototypes = class_prototypes(
+        args = (
             embeddings,
             as_tensor(codes.astype(np.int64)).to(embeddings.device),
             len(self.classes_),
             None if sample_weight is None else as_tensor(weights).to(embeddings.device),
         )
+        if self.metric in VARIANCE_METRICS:
+            prototypes, precisions, shrinkage = class_precisions(
+                self.metric, *args, covariance=self.covariance
+            )
+            self.precisions_ = precisions.cpu().numpy()
+            if shrinkage is not None:
+                self.shrinkage_ = shrinkage.cpu().numpy()
+        else:
+            prototypes = class_prototypes(*args)
         self.prototypes_ = prototypes.cpu().numpy()
         return self
 
@@ -344,7 +379,13 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         for embeddings in self._iter_embeddings(X):
             if prototypes is None:
                 prototypes = as_tensor(self.prototypes_).to(embeddings.device)
-            yield pairwise_distances(embeddings.double(), prototypes, self.metric)
+            if self.metric in VARIANCE_METRICS:
+                precisions = as_tensor(self.precisions_).to(embeddings.device)
+                yield variance_distances(
+                    self.metric, embeddings.double(), prototypes, precisions
+                )
+            else:
+                yield pairwise_distances(embeddings.double(), prototypes, self.metric)
 
     def _per_chunk(self, X, reduce) -> np.ndarray:
         """``reduce`` applied to each chunk's distances, in one array."""

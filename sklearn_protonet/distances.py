@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .covariance import gaussian_episode_logits
+
 __all__ = ["METRICS", "class_prototypes", "episode_logits", "pairwise_distances"]
 
 METRICS = ("sqeuclidean", "euclidean", "cosine")
@@ -94,6 +96,9 @@ def episode_logits(
         ``{"support": codes, "query": codes}``, episode-local class codes
         (:func:`~sklearn_protonet.episodes.episode_target`).
     metric : str, default="sqeuclidean"
+        ``"gaussian"``: the embeddings are a
+        :class:`~sklearn_protonet.covariance.GaussianEncoder`'s output, and
+        the prototypes are precision-weighted (Fort, 2017).
 
     Returns
     -------
@@ -102,6 +107,8 @@ def episode_logits(
     query_codes : LongTensor of shape (n_query_rows,)
     """
     support_codes, query_codes = target["support"], target["query"]
+    if metric == "gaussian":
+        return gaussian_episode_logits(embeddings, support_codes), query_codes
     n_support_rows = len(support_codes)
     prototypes = class_prototypes(
         embeddings[:n_support_rows], support_codes, int(support_codes.max()) + 1

@@ -45,6 +45,7 @@ from torch import nn
 from . import __version__
 from ._encoders import encoder_module
 from .classifier import PrototypicalClassifier
+from .covariance import VARIANCE_METRICS, ShrunkCovariance
 from .datasets._base import atomic_writer
 from .modules import MLP, Conv4
 from .precision import inference_module
@@ -340,7 +341,7 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
         If the encoder is a scikit-learn transformer (use :func:`dump`) or the
         class labels are neither numbers nor strings.
     """
-    if not isinstance(classifier, PrototypicalClassifier):
+    if type(classifier) is not PrototypicalClassifier:
         raise TypeError(
             f"save_classifier saves a PrototypicalClassifier, got "
             f"{type(classifier).__name__}; use dump for other estimators."
@@ -366,6 +367,12 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
         )
     if module is not None:
         tensors.update(_module_tensors(module))
+    # The variance-aware metrics' fitted state (covariance.py).
+    for name in ("precisions", "shrinkage"):
+        if hasattr(classifier, f"{name}_"):
+            value = np.ascontiguousarray(getattr(classifier, f"{name}_"))
+            tensors[name] = torch.from_numpy(value)
+    covariance = classifier.covariance
     names = getattr(classifier, "feature_names_in_", None)
     metadata = {
         "content": "classifier",
@@ -376,6 +383,7 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
                 "temperature": float(classifier.temperature),
                 "batch_size": int(classifier.batch_size),
                 "inference_dtype": classifier.inference_dtype,
+                "covariance": None if covariance is None else covariance.get_params(),
             }
         ),
         "classes": _classes_to_json(classifier.classes_),
@@ -434,6 +442,11 @@ def _restore(metadata: dict, tensors: dict, encoder, device) -> PrototypicalClas
     params = json.loads(metadata["params"])
     classes = _classes_from_json(metadata["classes"])
     prototypes = tensors.pop("prototypes").numpy()
+    fitted = {
+        name: tensors.pop(name).numpy()
+        for name in ("precisions", "shrinkage")
+        if name in tensors
+    }
     input_shape = tuple(int(s) for s in json.loads(metadata["input_shape"]))
     n_features = int(metadata["n_features_in"])
     names = json.loads(metadata["feature_names_in"])
@@ -456,15 +469,21 @@ def _restore(metadata: dict, tensors: dict, encoder, device) -> PrototypicalClas
             f"prototypes of {prototypes.shape[1]} features, X of {n_features}"
         )
 
+    covariance = params.get("covariance")
     classifier = PrototypicalClassifier(
         module,
         metric=params["metric"],
         temperature=params["temperature"],
+        covariance=None if covariance is None else ShrunkCovariance(**covariance),
         batch_size=params["batch_size"],
         # Files written before inference_dtype existed are float32.
         inference_dtype=params.get("inference_dtype", "float32"),
     )
     classifier._validate_params()
+    if (params["metric"] in VARIANCE_METRICS) != ("precisions" in fitted):
+        raise ValueError(f"metric {params['metric']!r} with tensors {sorted(fitted)}")
+    for name, value in fitted.items():
+        setattr(classifier, f"{name}_", value)
     classifier.classes_ = classes
     classifier.prototypes_ = prototypes
     classifier.encoder_ = module

@@ -28,7 +28,12 @@ from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 from torch import nn
 
-from ._encoders import has_lazy_parameters, iter_embeddings, materialize
+from ._encoders import (
+    has_lazy_parameters,
+    iter_embeddings,
+    materialize,
+    module_device,
+)
 from ._inputs import as_tensor, check_samples
 from .callbacks import EpisodeAccuracy
 from .distances import METRICS, episode_logits
@@ -84,8 +89,12 @@ class EpisodicTrainer(NeuralNet):
     valid_episodes : int, default=100
         Validation episodes per epoch. They are the same episodes every epoch,
         so the epochs' scores are comparable.
-    metric : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
+    metric : {"sqeuclidean", "euclidean", "cosine", "gaussian"}, \
+default="sqeuclidean"
         Distance in the loss; keep it equal to the classifier's ``metric``.
+        ``"gaussian"`` trains a
+        :class:`~sklearn_protonet.covariance.GaussianEncoder` (Gaussian
+        Prototypical Networks).
     train_split : callable or None, default=ClassSplit(0.2)
         Held-out *classes* for validation (``valid_loss``, ``valid_acc`` in
         ``history``). ``None`` trains on everything without validation;
@@ -190,7 +199,7 @@ class EpisodicTrainer(NeuralNet):
         "valid_n_shot": [None, Interval(Integral, 1, None, closed="left")],
         "valid_n_query": [None, Interval(Integral, 1, None, closed="left")],
         "valid_episodes": [Interval(Integral, 1, None, closed="left")],
-        "metric": [StrOptions(set(METRICS))],
+        "metric": [StrOptions({*METRICS, "gaussian"})],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
             Options(Integral, {-1}),
@@ -366,7 +375,9 @@ class EpisodicTrainer(NeuralNet):
         """
         check_is_fitted(self)
         X = as_tensor(check_samples(X))
-        chunks = iter_embeddings(self.module_, X, self.batch_size, self.device)
+        # device=None (accelerate places the module): embed where it lives.
+        device = module_device(self.module_) if self.device is None else self.device
+        chunks = iter_embeddings(self.module_, X, self.batch_size, device)
         return torch.cat([c.cpu() for c in chunks]).numpy()
 
     def predict(self, X):

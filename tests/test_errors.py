@@ -23,6 +23,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn_protonet import ClassSplit, EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet.model_selection import EpisodicSplit
 from sklearn_protonet.modules import MLP, Conv4
+from sklearn_protonet.zero_shot import ZeroShotPrototypicalClassifier
 
 from .conftest import tiny_trainer
 
@@ -160,7 +161,8 @@ ERROR_CASES: list[ErrorCase] = [
         lambda: tiny_trainer(metric="manhattan").fit(X40, Y40),
         InvalidParameterError,
         r"The 'metric' parameter of EpisodicTrainer must be a str among",
-        "Use ``'sqeuclidean'`` (the paper's), ``'euclidean'`` or ``'cosine'``.",
+        "Use ``'sqeuclidean'`` (the paper's), ``'euclidean'``, ``'cosine'`` or "
+        "``'gaussian'`` (with a ``GaussianEncoder``).",
     ),
     ErrorCase(
         "trainer-set-params-checked",
@@ -475,6 +477,47 @@ ERROR_CASES: list[ErrorCase] = [
         r"The 'n_shot' parameter of EpisodicSplit must be an int in the range "
         r"\[1, inf\)\. Got 0 instead",
         "Pass ``n_shot`` >= 1.",
+    ),
+    # -- variance-aware metrics and zero-shot metadata ----------------------
+    ErrorCase(
+        "gaussian-metric-without-precisions",
+        "``metric='gaussian'`` with an encoder that outputs no precisions",
+        lambda: PrototypicalClassifier(metric="gaussian").fit(X4, Y4),
+        ValueError,
+        r"metric='gaussian' needs an encoder whose output is \[embedding, "
+        r"precision\].*wrap the encoder in .*GaussianEncoder",
+        "Wrap the encoder in ``GaussianEncoder`` and meta-train it with "
+        "``metric='gaussian'``, or use another metric.",
+    ),
+    ErrorCase(
+        "zero-shot-non-numeric-metadata",
+        "Class metadata with a text column",
+        lambda: ZeroShotPrototypicalClassifier().fit(
+            _frame().assign(c=list("xyxyxyxy")).groupby(Y4).first()
+        ),
+        ValueError,
+        r"columns \['c'\] are not numeric; encode them first",
+        "One-hot encode categories (``pandas.get_dummies``) before ``fit``.",
+    ),
+    ErrorCase(
+        "zero-shot-nan-metadata",
+        "Class metadata with a missing value",
+        lambda: ZeroShotPrototypicalClassifier().fit(
+            pd.DataFrame({"a": [1.0, np.nan], "b": [0.0, 1.0]}, index=["x", "y"])
+        ),
+        ValueError,
+        r"missing or infinite values for classes \['y'\] in columns \['a'\]",
+        "Impute the missing attributes or drop the column.",
+    ),
+    ErrorCase(
+        "zero-shot-class-without-metadata",
+        "A support example of a class that has no metadata row",
+        lambda: ZeroShotPrototypicalClassifier().fit(
+            _frame().groupby(Y4).first(), X_support=X4[:1], y_support=[7]
+        ),
+        ValueError,
+        r"classes \[7\] in y_support have no metadata row",
+        "Add a metadata row for every class of ``y_support``.",
     ),
 ]
 
