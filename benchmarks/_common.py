@@ -16,6 +16,7 @@ import torch
 
 import sklearn_protonet
 from sklearn_protonet.datasets._base import atomic_writer
+from sklearn_protonet.precision import cpu_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -28,7 +29,9 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def environment(**extra) -> dict:
     """Versions, machine and date of a run, plus the script's own ``extra``
-    facts (seed, settings...)."""
+    facts (seed, settings...). The CPU's model and precision flags are
+    recorded because results differ from machine to machine."""
+    cpu = cpu_info()
     return {
         "versions": {
             "sklearn_protonet": sklearn_protonet.__version__,
@@ -40,12 +43,29 @@ def environment(**extra) -> dict:
         },
         "machine": {
             "processor": platform.processor() or platform.machine(),
+            "cpu_model": cpu["model"],
+            # The instruction sets that decide which precision is fast.
+            "cpu_flags": cpu["flags"],
+            "torch_cpu_capability": cpu["torch_capability"],
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         },
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         **extra,
     }
+
+
+def machine_line(env: dict) -> str:
+    """One line naming the machine of ``environment()``'s record, for captions."""
+    machine = env["machine"]
+    flags = ", ".join(machine.get("cpu_flags") or []) or "flags unknown"
+    gpu = f"; GPU {machine['gpu']}" if machine.get("gpu") else ""
+    return (
+        f"{machine.get('cpu_model', machine['processor'])} ({flags}), "
+        f"{machine['cpu_count']} CPUs, torch {env['versions']['torch']} with "
+        f"{machine['torch_threads']} threads{gpu}"
+    )
 
 
 def write_results(

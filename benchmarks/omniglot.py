@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -28,12 +28,18 @@ from joblib import Parallel, delayed
 from skorch.callbacks import Callback, ProgressBar
 
 from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier, runtime
-from sklearn_protonet.callbacks import paper_lr_schedule, trained_episodes
+from sklearn_protonet.callbacks import (
+    cosine_lr_schedule,
+    one_cycle_lr_schedule,
+    paper_lr_schedule,
+    trained_episodes,
+)
 from sklearn_protonet.datasets import load_omniglot
 from sklearn_protonet.datasets._omniglot import INPUT_CONTRACT
 from sklearn_protonet.model_selection import EpisodicSplit, episodic_score
 from sklearn_protonet.modules import Conv4
 from sklearn_protonet.persistence import save_encoder
+from sklearn_protonet.precision import training_autocast_dtype
 from sklearn_protonet.runtime import add_script_options, apply_script_options
 
 #: Table 1 of the paper and a public PyTorch reimplementation (orobix), in %.
@@ -67,7 +73,13 @@ class ModelRecipe:
     n_query: int = 5
     lr: float = 1e-3
     max_minutes: float | None = None
+    #: None (float32), "bfloat16", or "auto": the precision that pays on the
+    #: machine (sklearn_protonet.precision.training_autocast_dtype).
     autocast_dtype: str | None = None
+    #: "step" (the paper's halving every ``halve_every`` episodes), "cosine"
+    #: (warm-up then cosine decay over ``n_episodes``) or "one-cycle".
+    schedule: str = "step"
+    warmup_episodes: int = 0
 
     @property
     def label(self) -> str:
@@ -102,7 +114,8 @@ PROFILES = {
         ),
     ),
     # Training + evaluation within 45 minutes on 2 CPU cores: both encoders
-    # at once, one core each, in bfloat16 mixed precision, the halving
+    # at once, one core each, in bfloat16 mixed precision where the CPU
+    # computes it natively (float32 elsewhere), the halving
     # schedule compressed to the episodes that fit when malloc keeps freed
     # memory (this script's default).
     "cpu": TrainingProfile(
@@ -113,14 +126,14 @@ PROFILES = {
                 n_episodes=12_000,
                 halve_every=3000,
                 max_minutes=39,
-                autocast_dtype="bfloat16",
+                autocast_dtype="auto",
             ),
             ModelRecipe(
                 n_shot=5,
                 n_episodes=7500,
                 halve_every=1875,
                 max_minutes=39,
-                autocast_dtype="bfloat16",
+                autocast_dtype="auto",
             ),
         ),
         n_jobs=2,
@@ -174,6 +187,38 @@ def _print_prefixed(prefix: str, text: str) -> None:
         print(f"[{prefix}] {line}", flush=True)
 
 
+def lr_schedule(recipe: ModelRecipe):
+    """The recipe's learning-rate schedule, as a per-episode callback."""
+    if recipe.schedule == "step":
+        return paper_lr_schedule(recipe.halve_every)
+    if recipe.schedule == "cosine":
+        return cosine_lr_schedule(recipe.n_episodes, recipe.warmup_episodes, 0.01)
+    if recipe.schedule == "one-cycle":
+        return one_cycle_lr_schedule(recipe.n_episodes, max_lr=recipe.lr)
+    raise ValueError(
+        f"schedule must be 'step', 'cosine' or 'one-cycle', got {recipe.schedule!r}."
+    )
+
+
+def training_precision(recipe: ModelRecipe, device: str) -> str | None:
+    """The recipe's autocast dtype, with "auto" decided for this machine."""
+    if recipe.autocast_dtype != "auto":
+        return recipe.autocast_dtype
+    return training_autocast_dtype(
+        device, module=Conv4(), example=torch.rand(600, 784), n_steps=2
+    )
+
+
+def with_time_budget(profile: TrainingProfile, minutes: float) -> TrainingProfile:
+    """``profile`` with its training stopped after ``minutes`` in all: encoders
+    trained one after the other share the budget, side by side each gets it."""
+    rounds = -(-len(profile.models) // profile.n_jobs)
+    models = tuple(
+        replace(recipe, max_minutes=minutes / rounds) for recipe in profile.models
+    )
+    return replace(profile, models=models)
+
+
 def train_omniglot(
     X: np.ndarray,
     y: np.ndarray,
@@ -183,14 +228,17 @@ def train_omniglot(
     device: str = "cpu",
     progress: bool = True,
     log_prefix: str | None = None,
+    callbacks: tuple = (),
 ) -> EpisodicTrainer:
     """Meta-train Conv4 on Omniglot images (rows of 784 pixels) per ``recipe``;
     returns the fitted trainer. ``log_prefix`` prefixes skorch's per-epoch log
-    lines (when several runs share a console)."""
+    lines (when several runs share a console); ``callbacks`` are added to the
+    recipe's."""
     episodes_per_epoch = min(100, recipe.n_episodes)
     callbacks = [
-        paper_lr_schedule(recipe.halve_every),
+        lr_schedule(recipe),
         WallClockBudget(recipe.max_minutes),
+        *callbacks,
     ]
     if progress:
         # skorch sizes its bar from len(dataset); an epoch here is episodes.
@@ -210,7 +258,7 @@ def train_omniglot(
         callbacks=callbacks,
         device=device,
         random_state=random_state,
-        autocast_dtype=recipe.autocast_dtype,
+        autocast_dtype=training_precision(recipe, device),
         **extra,
     )
     return trainer.fit(X, y)
@@ -337,6 +385,8 @@ def save_weights(encoders, results, profile, trained, folder) -> None:
 def run(args: argparse.Namespace) -> str:
     """Train, evaluate, write the results (and weights); returns a summary."""
     profile = PROFILES[args.profile]
+    if args.time_budget is not None:
+        profile = with_time_budget(profile, args.time_budget)
     X_train, y_train = load_omniglot(
         "trainval", data_home=args.data_home, return_X_y=True
     )
@@ -405,7 +455,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="training budget: cpu (~45 min, 2 cores), paper (GPU), smoke (minutes)",
     )
     parser.add_argument("--data-home", default=None, help="Omniglot data home")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="stop training after MINUTES in all (keeping the weights)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--output-dir",

@@ -4,12 +4,18 @@
 
 Runs interleaved rounds (A, B, C, C, B, A, ...) so machine noise hits every
 contender alike, and reports each one's best round and the ratios. CPU only.
-Writes benchmarks/results/speed.json and .md:
+Everything runs with the settings a user gets by default (no process-wide
+malloc setting) unless --keep-freed-memory; the allocator table compares both
+in fresh processes. Writes benchmarks/results/speed.json and .md, naming the
+CPU (model and precision flags):
 
 1. meta-training throughput on Conv4 with the paper's episode (60-way,
-   5 support + 5 query, 1x28x28): EpisodicTrainer (default settings, and the
-   best settings: bfloat16 mixed precision) against a plain PyTorch episodic
-   loop with the same module;
+   5 support + 5 query, 1x28x28): EpisodicTrainer (default, and bfloat16
+   mixed precision) against plain PyTorch episodic loops with our Conv4 and
+   with a straightforward ``torch.nn`` Conv4 (contiguous layout, ReLU before
+   max-pool), and easyfsl's PrototypicalNetworks with the straightforward
+   module when easyfsl imports (``pip install --no-deps easyfsl``; it needs
+   torchvision to import);
 2. PrototypicalClassifier.predict / predict_proba against the raw module's
    forward under torch.inference_mode on the same 10,000 images, in one call
    and in calls of the classifier's batch_size (ratios to the faster);
@@ -20,13 +26,14 @@ Writes benchmarks/results/speed.json and .md:
 6. each speed lever's effect on one training step of that episode, added
    one at a time (``--compile`` adds torch.compile, which compiles for about
    a minute first);
-7. two trainings (bfloat16) one after the other on all threads against the
-   same two side by side in two processes of one thread each;
-8. one training step in fresh processes with glibc's default malloc against
-   sklearn_protonet.runtime.keep_freed_memory().
-
-Sections 1-7 run with keep_freed_memory() applied (as the command line
-does), unless --default-malloc.
+7. two trainings one after the other on all threads against the same two
+   side by side in two processes of one thread each;
+8. in fresh processes, glibc's default malloc against
+   sklearn_protonet.runtime.keep_freed_memory(): a raw training step, the
+   raw forward in 1,024-row calls and predict (which keeps freed memory only
+   while it runs, runtime.freed_memory_kept);
+9. (with Omniglot data) predict's images/s and agreement with float32 at
+   each inference_dtype, from benchmarks/inference.py.
 """
 
 from __future__ import annotations
@@ -37,9 +44,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
+import inference
 import numpy as np
 import torch
-from _common import environment, markdown_table, write_results
+from _common import environment, machine_line, markdown_table, write_results
 from joblib import Parallel, delayed
 from sklearn.neighbors import NearestCentroid
 from torch import nn
@@ -51,6 +59,8 @@ from sklearn_protonet.modules import Conv4
 from sklearn_protonet.runtime import keep_freed_memory
 
 N_WAY, N_SHOT, N_QUERY = 60, 5, 5
+PLAIN = "plain PyTorch loop, straightforward torch.nn Conv4"
+EASYFSL = "easyfsl PrototypicalNetworks, straightforward torch.nn Conv4"
 EPISODE_IMAGES = N_WAY * (N_SHOT + N_QUERY)
 
 
@@ -77,10 +87,18 @@ def interleaved(contenders: dict[str, Callable[[], float]], rounds: int):
     return {name: min(t) for name, t in times.items()}
 
 
-def plain_loop(X: torch.Tensor, y: np.ndarray, n_episodes: int, seed: int):
-    """The fair baseline: the same module, loss and optimizer, in plain PyTorch."""
+def straightforward_conv4() -> Conv4:
+    """Conv4 as a user would write it in ``torch.nn``: contiguous layout and
+    the paper's [conv, BatchNorm, ReLU, max-pool] order, float32."""
+    return papers_block_order(Conv4(channels_last=False))
+
+
+def plain_loop(
+    X: torch.Tensor, y: np.ndarray, n_episodes: int, seed: int, make_module=Conv4
+):
+    """A plain PyTorch episodic loop: same loss and optimizer as the trainer."""
     torch.manual_seed(seed)
-    module = Conv4()
+    module = make_module()
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     sampler = EpisodeSampler(y, N_WAY, N_SHOT, N_QUERY)
     rng = np.random.default_rng(seed)
@@ -96,6 +114,38 @@ def plain_loop(X: torch.Tensor, y: np.ndarray, n_episodes: int, seed: int):
         loss.backward()
         optimizer.step()
     return time.perf_counter() - start
+
+
+def easyfsl_loop():
+    """A timer factory for easyfsl's PrototypicalNetworks, or the reason it
+    cannot run here (easyfsl's package imports torchvision)."""
+    try:
+        from easyfsl.methods import PrototypicalNetworks
+    except ImportError as error:
+        return None, f"easyfsl does not import: {error}"
+
+    def run(X: torch.Tensor, y: np.ndarray, n_episodes: int, seed: int) -> float:
+        torch.manual_seed(seed)
+        model = PrototypicalNetworks(straightforward_conv4())
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        sampler = EpisodeSampler(y, N_WAY, N_SHOT, N_QUERY)
+        rng = np.random.default_rng(seed)
+        target = episode_target(N_WAY, N_SHOT, N_QUERY)
+        model.train()
+        start = time.perf_counter()
+        for _ in range(n_episodes):
+            support, query = sampler.sample(rng)
+            model.process_support_set(
+                X[torch.from_numpy(support.ravel())], target["support"]
+            )
+            scores = model(X[torch.from_numpy(query.ravel())])
+            loss = torch.nn.functional.cross_entropy(scores, target["query"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return time.perf_counter() - start
+
+    return run, None
 
 
 def trainer_run(X: np.ndarray, y: np.ndarray, n_episodes: int, seed: int, **params):
@@ -148,38 +198,60 @@ def two_trainings(X, y, n_episodes: int, keep_memory: bool):
     }
 
 
-def _step_seconds_in_fresh_process(keep_memory: bool) -> dict[str, float]:
+def _fresh_process_timings(keep_memory: bool) -> dict[str, float]:
+    """Seconds of each allocator-sensitive operation in this (fresh) process."""
     if keep_memory:
         keep_freed_memory()
     torch.manual_seed(0)
-    episode = (torch.rand(EPISODE_IMAGES, 784) > 0.8).float()
-    return {
-        dtype: training_step(Conv4(), episode, autocast=dtype == "bfloat16")()
+    X, y = fake_omniglot(n_classes=100, per_class=41)
+    episode = torch.from_numpy(X[:EPISODE_IMAGES])
+    out = {
+        f"training step, {dtype}": training_step(
+            Conv4(), episode, autocast=dtype == "bfloat16"
+        )()
         for dtype in ("float32", "bfloat16")
     }
+    module = Conv4().eval()
+    batch = X[:4096]
+    clf = PrototypicalClassifier(module).fit(X[:10], y[:10])
+    timers = {
+        "raw forward, 1024-row calls (4,096 images)": _raw_forward(module, batch, 1024),
+        "predict (4,096 images)": _timer(lambda: clf.predict(batch)),
+    }
+    for name, timer in timers.items():
+        timer()  # warm-up
+        out[name] = min(timer() for _ in range(3))
+    return out
 
 
 def allocator(rounds: int) -> dict:
-    """Seconds per training step in fresh processes (malloc settings cannot
-    be undone within one), default malloc against keep_freed_memory()."""
+    """Fresh processes (malloc settings cannot be undone within one), default
+    malloc against keep_freed_memory(); and default predict against the best
+    way to embed those images in either configuration."""
     times: dict[bool, list[dict]] = {False: [], True: []}
     for round_ in range(rounds):
         for keep in (False, True) if round_ % 2 == 0 else (True, False):
             with ProcessPoolExecutor(
                 1, mp_context=multiprocessing.get_context("spawn")
             ) as pool:
-                times[keep].append(
-                    pool.submit(_step_seconds_in_fresh_process, keep).result()
-                )
+                times[keep].append(pool.submit(_fresh_process_timings, keep).result())
     out = {}
-    for dtype in ("float32", "bfloat16"):
-        default = min(t[dtype] for t in times[False])
-        kept = min(t[dtype] for t in times[True])
-        out[dtype] = {
+    for name in times[False][0]:
+        default = min(t[name] for t in times[False])
+        kept = min(t[name] for t in times[True])
+        out[name] = {
             "default_malloc_seconds": default,
             "keep_freed_memory_seconds": kept,
             "speed_up": default / kept,
         }
+    embedding = [name for name in out if "4,096" in name]
+    best = min(
+        min(out[n]["default_malloc_seconds"], out[n]["keep_freed_memory_seconds"])
+        for n in embedding
+    )
+    out["default predict vs best configuration"] = (
+        best / out["predict (4,096 images)"]["default_malloc_seconds"]
+    )
     return out
 
 
@@ -261,25 +333,30 @@ def levers(episode: torch.Tensor, rounds: int, compile_: bool) -> dict:
 def meta_training(X, y, n: int, rounds: int) -> dict:
     """1. Meta-training throughput against the plain PyTorch loop."""
     X_tensor = torch.from_numpy(X)
-    seconds = interleaved(
-        {
-            "plain PyTorch loop": lambda: plain_loop(X_tensor, y, n, 0),
-            "EpisodicTrainer (default)": lambda: trainer_run(X, y, n, 0),
-            "EpisodicTrainer (bfloat16 autocast)": lambda: trainer_run(
-                X, y, n, 0, autocast_dtype="bfloat16"
-            ),
-        },
-        rounds,
-    )
-    return {
+    contenders = {
+        "EpisodicTrainer (default)": lambda: trainer_run(X, y, n, 0),
+        "plain PyTorch loop, our Conv4": lambda: plain_loop(X_tensor, y, n, 0),
+        PLAIN: lambda: plain_loop(X_tensor, y, n, 0, straightforward_conv4),
+        "EpisodicTrainer (bfloat16 autocast)": lambda: trainer_run(
+            X, y, n, 0, autocast_dtype="bfloat16"
+        ),
+    }
+    easyfsl, why_not = easyfsl_loop()
+    if easyfsl is not None:
+        contenders[EASYFSL] = lambda: easyfsl(X_tensor, y, n, 0)
+    seconds = interleaved(contenders, rounds)
+    out = {
         name: {
             "seconds_per_episode": s / n,
             "episodes_per_s": n / s,
             "images_per_s": n * EPISODE_IMAGES / s,
-            "vs_plain_loop": seconds["plain PyTorch loop"] / s,
+            "vs_trainer_default": seconds["EpisodicTrainer (default)"] / s,
         }
         for name, s in seconds.items()
     }
+    if why_not is not None:
+        out[EASYFSL] = {"not_measured": why_not}
+    return out
 
 
 def _timer(call: Callable[[], object]) -> Callable[[], float]:
@@ -408,6 +485,14 @@ def trainings_in_turn_or_side_by_side(X, y, n, rounds, keep_memory) -> dict:
     }
 
 
+def inference_rows(data_home, rounds: int, n_episodes: int) -> dict:
+    """9. benchmarks/inference.py's CPU report, or why it was not run."""
+    try:
+        return inference.measure("cpu", data_home, rounds, n_episodes)
+    except FileNotFoundError as error:
+        return {"not_measured": f"no Omniglot data: {error}"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -416,12 +501,17 @@ def main() -> int:
         "--compile", action="store_true", help="also time torch.compile (slow)"
     )
     parser.add_argument(
-        "--default-malloc",
+        "--keep-freed-memory",
         action="store_true",
-        help="run sections 1-7 without keep_freed_memory()",
+        help="apply keep_freed_memory() process-wide for sections 1-7 "
+        "(default: the settings a user gets)",
+    )
+    parser.add_argument("--data-home", default=None, help="Omniglot data home")
+    parser.add_argument(
+        "--inference-episodes", type=int, default=100, help="per cell, section 9"
     )
     args = parser.parse_args()
-    keep_memory = not args.default_malloc and keep_freed_memory()
+    keep_memory = args.keep_freed_memory and keep_freed_memory()
     torch.manual_seed(0)
     X, y = fake_omniglot()
     episode = torch.from_numpy(X[:EPISODE_IMAGES])
@@ -437,6 +527,7 @@ def main() -> int:
             X, y, n, rounds, keep_memory
         ),
         "allocator": allocator(rounds),
+        "inference": inference_rows(args.data_home, rounds, args.inference_episodes),
         "environment": environment(
             keep_freed_memory=keep_memory, rounds=rounds, episodes_per_timing=n
         ),
@@ -449,23 +540,29 @@ def main() -> int:
 
 def render(report: dict) -> str:
     env = report["environment"]
-    machine, versions = env["machine"], env["versions"]
-    malloc = "keep_freed_memory()" if env["keep_freed_memory"] else "default"
-    caption = (
-        f"{machine['cpu_count']} CPUs ({machine['processor']}), torch "
-        f"{versions['torch']} with {machine['torch_threads']} threads, "
-        f"{env['date']}; best of "
-        f"{env['rounds']} interleaved rounds; malloc: {malloc} (last table: "
-        "both). Produced by `python benchmarks/speed.py`."
+    malloc = (
+        "keep_freed_memory() for the first tables"
+        if env["keep_freed_memory"]
+        else "the defaults a user gets (no process-wide malloc setting)"
     )
-    rows = [
-        [
-            f"meta-training, {name}",
-            f"{r['episodes_per_s']:.2f} episodes/s ({r['images_per_s']:.0f} images/s)",
-            f"{r['vs_plain_loop']:.2f}x plain loop",
-        ]
-        for name, r in report["meta_training"].items()
-    ]
+    caption = (
+        f"{machine_line(env)}, {env['date']}; best of {env['rounds']} "
+        f"interleaved rounds; {malloc}; the allocator table compares both. "
+        "Produced by `python benchmarks/speed.py`."
+    )
+    rows = []
+    for name, r in report["meta_training"].items():
+        if "not_measured" in r:
+            rows.append([f"meta-training, {name}", "not measured", r["not_measured"]])
+            continue
+        rows.append(
+            [
+                f"meta-training, {name}",
+                f"{r['episodes_per_s']:.2f} episodes/s "
+                f"({r['images_per_s']:.0f} images/s)",
+                f"{r['vs_trainer_default']:.2f}x EpisodicTrainer (default)",
+            ]
+        )
     rows += [
         [
             f"prediction, {name}",
@@ -495,8 +592,29 @@ def render(report: dict) -> str:
             f"({g['float32 matmul 2048x2048']:.1f} GFLOP/s)",
         ]
     )
+    allocator = dict(report["allocator"])
+    versus_best = allocator.pop("default predict vs best configuration")
     tables = [
         markdown_table(["measurement", "value", "ratio"], rows),
+        markdown_table(
+            [
+                "in a fresh process",
+                "default malloc",
+                "keep_freed_memory()",
+                "speed-up",
+            ],
+            [
+                [
+                    name,
+                    f"{r['default_malloc_seconds']:.3f} s",
+                    f"{r['keep_freed_memory_seconds']:.3f} s",
+                    f"{r['speed_up']:.2f}x",
+                ]
+                for name, r in allocator.items()
+            ],
+        )
+        + f"\n\nDefault predict: {versus_best:.2f}x the speed of the best "
+        "configuration for embedding those images.",
         markdown_table(
             ["training step, 60-way 5+5 Conv4", "s / step", "speed-up", "total"],
             [
@@ -516,24 +634,11 @@ def render(report: dict) -> str:
                 for name, r in report["two_trainings"].items()
             ],
         ),
-        markdown_table(
-            [
-                "training step in a fresh process",
-                "default malloc",
-                "keep_freed_memory()",
-                "speed-up",
-            ],
-            [
-                [
-                    dtype,
-                    f"{r['default_malloc_seconds']:.3f} s",
-                    f"{r['keep_freed_memory_seconds']:.3f} s",
-                    f"{r['speed_up']:.2f}x",
-                ]
-                for dtype, r in report["allocator"].items()
-            ],
-        ),
     ]
+    if "not_measured" in report["inference"]:
+        tables.append(f"Inference precision: {report['inference']['not_measured']}")
+    else:
+        tables.append(inference.tables(report["inference"]))
     return "\n\n".join([caption, *tables])
 
 

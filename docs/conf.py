@@ -411,6 +411,9 @@ _write_if_changed(
     GENERATED / "memory.rst", _benchmark_tables("memory", "python benchmarks/memory.py")
 )
 _write_if_changed(
+    GENERATED / "scale.rst", _benchmark_tables("scale", "python benchmarks/scale.py")
+)
+_write_if_changed(
     GENERATED / "gaussian.rst",
     _benchmark_tables("gaussian", "python benchmarks/gaussian.py --train"),
 )

@@ -78,7 +78,7 @@ def _split(module: nn.Module, trainable: list[nn.Module]):
     needs no gradient, so its outputs can be computed once and reused.
     """
     if isinstance(module, Conv4):
-        layers, first = list(module.encoder), module._as_images
+        layers, first = list(module.encoder), module.as_images
         last = [nn.Flatten()]
     elif isinstance(module, nn.Sequential):
         layers, first, last = list(module), None, []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import warnings
+from functools import partial
 
 import torch
 from skorch.callbacks import Callback, LRScheduler
@@ -13,6 +15,8 @@ from .distances import episode_logits
 __all__ = [
     "EpisodeAccuracy",
     "EpisodeLRScheduler",
+    "cosine_lr_schedule",
+    "one_cycle_lr_schedule",
     "paper_lr_schedule",
     "trained_episodes",
 ]
@@ -87,6 +91,84 @@ def paper_lr_schedule(step_size: int = 2000, gamma: float = 0.5) -> LRScheduler:
         policy=torch.optim.lr_scheduler.StepLR,
         step_size=step_size,
         gamma=gamma,
+        step_every="batch",
+    )
+
+
+def _warmup_cosine(episode: int, n_episodes: int, warmup: int, floor: float) -> float:
+    if episode < warmup:
+        return (episode + 1) / warmup
+    progress = min(1.0, (episode - warmup) / max(1, n_episodes - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def cosine_lr_schedule(
+    n_episodes: int, warmup_episodes: int = 0, final_fraction: float = 0.0
+) -> LRScheduler:
+    """Linear warm-up, then cosine decay to ``final_fraction`` of the rate.
+
+    Over ``n_episodes`` the learning rate rises linearly from ``lr /
+    warmup_episodes`` to ``lr`` in ``warmup_episodes`` episodes, then follows
+    half a cosine down to ``final_fraction * lr`` at episode ``n_episodes``
+    (and stays there). Unlike the paper's halving, the rate approaches its
+    floor smoothly by the end of a fixed budget, so a short run still ends
+    at a small rate. Resumes like :func:`paper_lr_schedule`.
+
+    Parameters
+    ----------
+    n_episodes : int
+        Length of the schedule in training episodes.
+    warmup_episodes : int, default=0
+    final_fraction : float, default=0.0
+        Rate at the end, as a fraction of ``lr``.
+
+    Returns
+    -------
+    EpisodeLRScheduler
+        A callback stepping once per episode.
+    """
+    if not 0 <= warmup_episodes < n_episodes:
+        raise ValueError(
+            f"warmup_episodes must be in [0, n_episodes={n_episodes}), got "
+            f"{warmup_episodes}."
+        )
+    if not 0 <= final_fraction <= 1:
+        raise ValueError(f"final_fraction must be in [0, 1], got {final_fraction}.")
+    return EpisodeLRScheduler(
+        policy=torch.optim.lr_scheduler.LambdaLR,
+        lr_lambda=partial(
+            _warmup_cosine,
+            n_episodes=n_episodes,
+            warmup=warmup_episodes,
+            floor=final_fraction,
+        ),
+        step_every="batch",
+    )
+
+
+def one_cycle_lr_schedule(
+    n_episodes: int, max_lr: float, pct_start: float = 0.3
+) -> LRScheduler:
+    """Smith's one-cycle schedule (``torch.optim.lr_scheduler.OneCycleLR``).
+
+    The rate rises from ``max_lr / 25`` to ``max_lr`` over the first
+    ``pct_start`` of ``n_episodes``, then anneals (cosine) to ``max_lr /
+    1e4`` at episode ``n_episodes``; Adam's first momentum coefficient
+    cycles inversely. The trainer's ``lr`` is ignored. Training past
+    ``n_episodes`` is an error in PyTorch, so give the trainer at most
+    ``n_episodes`` episodes.
+
+    Returns
+    -------
+    EpisodeLRScheduler
+        A callback stepping once per episode.
+    """
+    return EpisodeLRScheduler(
+        policy=torch.optim.lr_scheduler.OneCycleLR,
+        max_lr=max_lr,
+        # +1: the scheduler steps after every episode, the last one included.
+        total_steps=n_episodes + 1,
+        pct_start=pct_start,
         step_every="batch",
     )
 

@@ -38,6 +38,7 @@ from .covariance import (
 )
 from .distances import METRICS, class_prototypes, pairwise_distances
 from .normalization import NORMALIZATIONS, normalize, support_mean
+from .precision import INFERENCE_DTYPES, inference_module
 
 __all__ = ["PrototypicalClassifier"]
 
@@ -136,6 +137,16 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the fine-tuning's augmentations; an int makes ``fit``
         reproducible.
+    inference_dtype : {"float32", "bfloat16", "float16", "int8"}, default="float32"
+        Numeric precision of a ``torch`` encoder in ``fit`` (prototypes) and
+        prediction. ``"int8"`` quantises a copy of the encoder (CPU only),
+        calibrated on the support set in ``fit`` (about a second more):
+        faster than float32 on x86 CPUs, with predictions that can differ
+        from float32's on a few queries (``benchmarks/inference.py``
+        measures both).
+        ``"bfloat16"`` / ``"float16"`` use ``torch.autocast``: fast on GPUs
+        and CPUs with AMX, several times *slower* on CPUs without bfloat16
+        instructions (see :mod:`sklearn_protonet.precision`).
 
     Attributes
     ----------
@@ -155,6 +166,10 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         ``fine_tune_steps``).
     embedding_mean_ : ndarray of shape (embedding_dim,) or None
         The support set's mean embedding with ``normalization="cl2n"``.
+    inference_module_ : torch.nn.Module or None
+        The module that embeds in ``inference_dtype`` (an autocast wrapper or
+        an int8 copy of the encoder's module); None for float32, where the
+        encoder's own module embeds.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -190,6 +205,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         "fine_tune_shift": [Interval(Integral, 0, None, closed="left")],
         "fine_tune_layers": [None, Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
+        "inference_dtype": [StrOptions(set(INFERENCE_DTYPES))],
     }
 
     def __init__(
@@ -207,6 +223,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         fine_tune_shift: int = 2,
         fine_tune_layers: int | None = 4,
         random_state=None,
+        inference_dtype: str = "float32",
     ) -> None:
         self.encoder = encoder
         self.metric = metric
@@ -220,6 +237,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         self.fine_tune_shift = fine_tune_shift
         self.fine_tune_layers = fine_tune_layers
         self.random_state = random_state
+        self.inference_dtype = inference_dtype
 
     def __sklearn_clone__(self):
         # A fitted encoder is a frozen, expensive artefact: the clone shares
@@ -293,10 +311,31 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             seed=int(seed),
         )
 
+    def _inference_module(self, X: np.ndarray) -> nn.Module | None:
+        """The encoder's module in ``inference_dtype`` (int8: calibrated on X)."""
+        module = encoder_module(self.encoder_)
+        if module is None:
+            if self.inference_dtype != "float32":
+                raise ValueError(
+                    f"inference_dtype={self.inference_dtype!r} applies to torch "
+                    "encoders only, but the encoder is "
+                    f"{type(self.encoder_).__name__}; use inference_dtype='float32'."
+                )
+            return None
+        if self.inference_dtype == "float32":
+            return None  # the encoder's own module embeds
+        calibration = as_tensor(X) if self.inference_dtype == "int8" else None
+        return inference_module(
+            module, self.inference_dtype, calibration, self.batch_size
+        )
+
     def _iter_embeddings(self, X: np.ndarray) -> Iterator[torch.Tensor]:
         """Embeddings of X in chunks of ``batch_size`` rows."""
-        module = encoder_module(self.encoder_)
-        device = resolve_device(module, self.device)
+        own = encoder_module(self.encoder_)
+        device = resolve_device(own, self.device)
+        # None: float32, or a classifier pickled before inference_dtype.
+        module = getattr(self, "inference_module_", None)
+        module = own if module is None else module
         if module is not None:
             yield from iter_embeddings(module, as_tensor(X), self.batch_size, device)
             return
@@ -388,6 +427,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             contracts.warn_on_violations(X, contract)
         if self.fine_tune_steps > 0:
             self.encoder_ = self._adapt_encoder(X, codes)
+        self.inference_module_ = self._inference_module(X)
         # Prototypes are averaged in float64 so weights and repeats agree exactly.
         if self.encoder_ is None:  # the rows are the embeddings: no copy
             device = resolve_device(None, self.device)

@@ -93,25 +93,9 @@ class Conv4(nn.Module):
         )
         self.to(memory_format=self.memory_format)
 
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Embed a batch of images.
-
-        Parameters
-        ----------
-        X : Tensor of shape (n, C * H * W), (n, C, H, W) or (n, H, W)
-            Flattened rows or images of ``input_shape`` (``(n, H, W)`` when
-            there is one channel).
-
-        Returns
-        -------
-        Tensor of shape (n, embedding_dim)
-            ``hidden_channels`` times the size left after the poolings
-            (64 for 28x28 images and the defaults).
-        """
-        return self.encoder(self._as_images(X)).flatten(start_dim=1)
-
-    def _as_images(self, X: torch.Tensor) -> torch.Tensor:
-        """Rows or images as (n, C, H, W) in the module's memory format."""
+    def as_images(self, X: torch.Tensor) -> torch.Tensor:
+        """``X`` checked and reshaped to ``(n, *input_shape)``, in the
+        module's memory layout."""
         if X.dim() == 2:
             if X.shape[1] != self.n_features_in:
                 raise ValueError(
@@ -128,6 +112,23 @@ class Conv4(nn.Module):
                 f"{tuple(X.shape[1:])}. Set input_shape to the size of your images."
             )
         return X.contiguous(memory_format=self.memory_format)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Embed a batch of images.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n, C * H * W), (n, C, H, W) or (n, H, W)
+            Flattened rows or images of ``input_shape`` (``(n, H, W)`` when
+            there is one channel).
+
+        Returns
+        -------
+        Tensor of shape (n, embedding_dim)
+            ``hidden_channels`` times the size left after the poolings
+            (64 for 28x28 images and the defaults).
+        """
+        return self.encoder(self.as_images(X)).flatten(start_dim=1)
 
 
 class MLP(nn.Module):

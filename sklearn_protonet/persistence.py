@@ -49,6 +49,7 @@ from .contracts import InputContract
 from .covariance import VARIANCE_METRICS, ShrunkCovariance
 from .datasets._base import atomic_writer
 from .modules import MLP, Conv4
+from .precision import inference_module
 from .trainer import EpisodicTrainer
 
 __all__ = [
@@ -363,6 +364,14 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
             f"{type(classifier).__name__}; use dump for other estimators."
         )
     check_is_fitted(classifier)
+    if classifier.inference_dtype == "int8":
+        raise ValueError(
+            "save_classifier cannot save an inference_dtype='int8' classifier: "
+            "its int8 encoder is calibrated on the support set, which the file "
+            "does not hold. Save it fitted with inference_dtype='float32' and "
+            "refit with set_params(inference_dtype='int8') after loading, or "
+            "use pickle/joblib."
+        )
     tensors = {
         "prototypes": torch.from_numpy(np.ascontiguousarray(classifier.prototypes_))
     }
@@ -393,6 +402,7 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
                 "metric": classifier.metric,
                 "temperature": float(classifier.temperature),
                 "batch_size": int(classifier.batch_size),
+                "inference_dtype": classifier.inference_dtype,
                 "covariance": None if covariance is None else covariance.get_params(),
                 "normalization": classifier.normalization,
                 "fine_tune_steps": int(classifier.fine_tune_steps),
@@ -509,6 +519,11 @@ def _restore(metadata: dict, tensors: dict, encoder, device) -> PrototypicalClas
     classifier.prototypes_ = prototypes
     classifier.encoder_ = module
     classifier.embedding_mean_ = None if mean is None else mean.numpy()
+    classifier.inference_module_ = (
+        None
+        if module is None or classifier.inference_dtype == "float32"
+        else inference_module(module, classifier.inference_dtype)
+    )
     classifier.input_shape_ = input_shape
     classifier.n_features_in_ = n_features
     if names is not None:

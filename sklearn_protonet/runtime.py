@@ -9,13 +9,54 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import os
 import platform
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
 
-__all__ = ["add_script_options", "apply_script_options", "keep_freed_memory"]
+__all__ = [
+    "add_script_options",
+    "apply_script_options",
+    "freed_memory_kept",
+    "keep_freed_memory",
+]
 
-# mallopt parameters, from glibc's <malloc.h>.
+# mallopt parameters and glibc's defaults for them, from <malloc.h>/malloc.c.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+_DEFAULT_TRIM_THRESHOLD = 128 * 1024
+_DEFAULT_MMAP_MAX = 65536
+_KEEP_TRIM_THRESHOLD = 2**30
+#: Set to "0" to stop the estimators from applying :func:`freed_memory_kept`.
+SCOPED_MALLOC_ENV = "SKLEARN_PROTONET_SCOPED_MALLOC"
+
+_scope_lock = threading.Lock()
+_scope_users = 0
+_kept_for_good = False
+
+
+@cache
+def _glibc():
+    """glibc's ``mallopt`` and ``malloc_trim``, or None elsewhere."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return mallopt, malloc_trim
+
+
+def _keep(mallopt) -> bool:
+    # mallopt returns 1 on success.
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, _KEEP_TRIM_THRESHOLD)
+    )
 
 
 def keep_freed_memory() -> bool:
@@ -49,16 +90,76 @@ def keep_freed_memory() -> bool:
     >>> from sklearn_protonet.runtime import keep_freed_memory
     >>> applied = keep_freed_memory()  # once, at the start of a training script
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    global _kept_for_good
+    libc = _glibc()
+    if libc is None:
         return False
+    _kept_for_good = _keep(libc[0])
+    return _kept_for_good
+
+
+@contextmanager
+def freed_memory_kept() -> Iterator[bool]:
+    """Apply :func:`keep_freed_memory`'s malloc settings inside a ``with`` block.
+
+    Within the block, glibc's ``malloc`` serves large blocks from its heap and
+    keeps freed memory for reuse, so repeated forward passes stop paying the
+    kernel for fresh zeroed pages. On leaving it, the settings go back to
+    glibc's defaults (``M_MMAP_MAX`` 65536, ``M_TRIM_THRESHOLD`` 128 KiB) and
+    ``malloc_trim(0)`` returns the kept memory to the system. The estimators
+    wrap their heavy loops in it (``PrototypicalClassifier`` embedding,
+    ``EpisodicTrainer`` training and ``transform``), which is why their
+    defaults run at the speed of :func:`keep_freed_memory`
+    (``benchmarks/speed.py``).
+
+    What a user may notice: while a block runs, *other threads* of the
+    process get the same settings (malloc's settings are process-wide); and
+    after the first block glibc no longer adapts its mmap threshold on its own
+    (any ``mallopt`` call switches that off), which changes nothing measurable
+    for this package. Nested and concurrent blocks count as one: the last to
+    leave restores. Nothing is done when :func:`keep_freed_memory` was
+    applied, when the ``MALLOC_MMAP_MAX_`` or ``MALLOC_TRIM_THRESHOLD_``
+    environment variables choose the settings, when
+    ``SKLEARN_PROTONET_SCOPED_MALLOC=0``, or where the C library is not glibc.
+
+    Yields
+    ------
+    bool
+        Whether this block changed the settings (or shares a block that did).
+
+    Examples
+    --------
+    >>> from sklearn_protonet.runtime import freed_memory_kept
+    >>> with freed_memory_kept():
+    ...     pass  # embed, train...
+    """
+    global _scope_users
+    libc = _glibc()
+    chosen_outside = any(
+        os.environ.get(name) for name in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
+    )
+    if (
+        libc is None
+        or _kept_for_good
+        or chosen_outside
+        or os.environ.get(SCOPED_MALLOC_ENV) == "0"
+    ):
+        yield False
+        return
+    mallopt, malloc_trim = libc
+    with _scope_lock:
+        if _scope_users == 0:
+            _keep(mallopt)
+        _scope_users += 1
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    # mallopt returns 1 on success.
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**30))
+        yield True
+    finally:
+        with _scope_lock:
+            _scope_users -= 1
+            if _scope_users == 0 and not _kept_for_good:
+                mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+                mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                malloc_trim(0)
 
 
 def add_script_options(parser: argparse.ArgumentParser) -> None:

@@ -28,7 +28,12 @@ from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 from torch import nn
 
-from ._encoders import has_lazy_parameters, iter_embeddings, materialize
+from ._encoders import (
+    has_lazy_parameters,
+    iter_embeddings,
+    materialize,
+    module_device,
+)
 from ._inputs import as_tensor, check_samples
 from .callbacks import EpisodeAccuracy
 from .distances import METRICS, episode_logits
@@ -40,6 +45,7 @@ from .episodes import (
     as_episode_dataset,
     make_rng,
 )
+from .runtime import freed_memory_kept
 
 __all__ = ["EpisodicTrainer"]
 
@@ -102,10 +108,15 @@ default="sqeuclidean"
         torch before building the instance.
     autocast_dtype : {None, "bfloat16", "float16"}, default=None
         Run the encoder's forward pass during meta-training under
-        ``torch.autocast`` with this dtype (mixed precision). ``"bfloat16"``
-        roughly doubles Conv4's training speed on CPUs with bfloat16
-        instructions (``benchmarks/speed.py``); weights, distances and the
-        loss stay float32, and ``transform`` always embeds in float32.
+        ``torch.autocast`` with this dtype (mixed precision); weights,
+        distances and the loss stay float32, and ``transform`` always embeds
+        in float32. Whether it pays depends on the hardware: on GPUs and on
+        CPUs with AMX bfloat16 tiles it is faster; with AVX-512 bfloat16
+        alone a 60-way Conv4 step measured 0.88x to 1.6x float32's speed,
+        and on AVX2-only CPUs (most AMD, older Intel) bfloat16 is emulated
+        and several times *slower*.
+        :func:`~sklearn_protonet.precision.training_autocast_dtype` picks
+        the value for the machine at hand.
     **kwargs
         Any other ``NeuralNet`` argument (``callbacks``, ``device``,
         ``verbose``, ``module__*``, ``optimizer__*``...).
@@ -307,7 +318,9 @@ default="sqeuclidean"
         if not self.initialized_:
             self.initialize()
         dataset = self.get_dataset(X, y)
-        with torch.random.fork_rng(devices=[]):
+        # freed_memory_kept: each step frees and reallocates activations of
+        # tens of MB; malloc keeps them while training (1.5x faster on CPU).
+        with torch.random.fork_rng(devices=[]), freed_memory_kept():
             torch.manual_seed(self.seed_ + len(self.history))
             if has_lazy_parameters(self.module_):
                 materialize(self.module_, as_episode_dataset(dataset).X, self.seed_)
@@ -362,7 +375,9 @@ default="sqeuclidean"
         """
         check_is_fitted(self)
         X = as_tensor(check_samples(X))
-        chunks = iter_embeddings(self.module_, X, self.batch_size, self.device)
+        # device=None (accelerate places the module): embed where it lives.
+        device = module_device(self.module_) if self.device is None else self.device
+        chunks = iter_embeddings(self.module_, X, self.batch_size, device)
         return torch.cat([c.cpu() for c in chunks]).numpy()
 
     def predict(self, X):

@@ -81,6 +81,15 @@ class _Unflattened(torch.nn.Module):
         return X[:, None, :]
 
 
+class _Branching(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 3)
+
+    def forward(self, X):
+        return self.linear(X) if X.sum() > 0 else -self.linear(X)
+
+
 def _frame(columns="abc"):
     return pd.DataFrame(X4, columns=list(columns))
 
@@ -440,6 +449,29 @@ ERROR_CASES: list[ErrorCase] = [
         r"\(encoder.to\('meta'\)\) or leave device=None",
         "Move the encoder (``encoder.to(device)``) or leave ``device=None``; "
         "the data always follows the encoder.",
+    ),
+    ErrorCase(
+        "inference-dtype-without-module",
+        "``inference_dtype`` other than float32 with an encoder that is not a "
+        "torch module (the identity, a scikit-learn transformer)",
+        lambda: PrototypicalClassifier(inference_dtype="int8").fit(X4, Y4),
+        ValueError,
+        r"inference_dtype='int8' applies to torch encoders only.*use "
+        r"inference_dtype='float32'",
+        "Leave ``inference_dtype='float32'``; reduced precision speeds up torch "
+        "encoders only.",
+    ),
+    ErrorCase(
+        "int8-untraceable-encoder",
+        "``inference_dtype='int8'`` with a module whose ``forward`` branches on "
+        "tensor values",
+        lambda: PrototypicalClassifier(_Branching(), inference_dtype="int8").fit(
+            X4, Y4
+        ),
+        ValueError,
+        r"int8 needs a module that torch\.fx can trace",
+        "Use ``inference_dtype='float32'`` or ``'bfloat16'`` for this encoder, or "
+        "move the branching out of ``forward``.",
     ),
     # -- the evaluation protocol ----------------------------------------------
     ErrorCase(

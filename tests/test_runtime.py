@@ -34,8 +34,58 @@ print("trained")
     assert "trained" in result.stdout
 
 
+@pytest.fixture
+def _libc_unknown():
+    runtime._glibc.cache_clear()  # the C library is looked up once, cached
+    yield
+    runtime._glibc.cache_clear()
+
+
+@pytest.mark.usefixtures("_libc_unknown")
 def test_keep_freed_memory_changes_nothing_without_glibc(monkeypatch):
     monkeypatch.setattr(platform, "libc_ver", lambda: ("", ""))
     assert runtime.keep_freed_memory() is False
+    with runtime.freed_memory_kept() as applied:
+        assert applied is False
+    runtime._glibc.cache_clear()
     monkeypatch.setattr(platform, "system", lambda: "Darwin")
     assert runtime.keep_freed_memory() is False
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+    reason="freed_memory_kept only changes glibc's malloc",
+)
+def test_freed_memory_kept_keeps_memory_inside_and_returns_it_after():
+    # In a fresh process, so the measured heap is this test's alone.
+    code = """
+import ctypes, numpy as np
+from sklearn_protonet.runtime import freed_memory_kept
+names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in names.split()]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+size = 2**27  # 128 MiB: glibc maps blocks this large by default
+with freed_memory_kept() as outer, freed_memory_kept() as inner:
+    assert outer and inner
+    block = np.ones(size // 8)
+    assert libc.mallinfo2().hblkhd < size  # from the heap, not mmap
+    del block
+    assert libc.mallinfo2().fordblks >= size  # freed, kept for reuse
+assert libc.mallinfo2().arena < size  # returned to the system on leaving
+block = np.ones(size // 8)
+assert libc.mallinfo2().hblkhd >= size  # glibc's default again: mmap
+print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_freed_memory_kept_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv(runtime.SCOPED_MALLOC_ENV, "0")
+    with runtime.freed_memory_kept() as applied:
+        assert applied is False
