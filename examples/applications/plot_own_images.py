@@ -102,15 +102,16 @@ print(f"frozen encoder: {frozen.score(paths[query], labels[query]):.1%}")
 # Adapting a copy of the encoder to the support set
 # -------------------------------------------------
 #
-# Digits are not Omniglot characters: the frozen encoder does little better
-# than comparing raw pixels. ``fine_tune_steps`` makes ``fit`` adapt a
-# private copy of the encoder first: it re-estimates the BatchNorm
-# statistics on the support set, then trains the last two blocks for a few
-# steps on pseudo-episodes made of two randomly shifted views of the support
-# set. The encoder you passed is never modified, ``random_state`` makes it
-# reproducible, and one example per class is enough.
+# Digits are not Omniglot characters: over random episodes the frozen encoder
+# scores below nearest centroid on the raw pixels (:ref:`own_data`).
+# ``fine_tune_steps`` makes ``fit`` adapt a private copy of the encoder
+# first: it re-estimates the BatchNorm statistics on the support set, then
+# trains the last two blocks for a few steps on pseudo-episodes made of two
+# randomly shifted views of the support set. The encoder you passed is never
+# modified, ``random_state`` makes it reproducible, and one example per class
+# is enough.
 #
-# Below, the same ten 10-way 5-shot episodes scored four ways. The
+# Below, the same four 10-way 5-shot episodes scored four ways. The
 # normalisations (``normalization="l2"`` or ``"cl2n"``, SimpleShot's
 # centring then L2) cost nothing, so they are worth a try on a validation
 # episode; adaptation costs seconds per ``fit`` and helps most across
