@@ -12,6 +12,7 @@ metadata with a few examples when there are some.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from numbers import Integral, Real
 
 import numpy as np
@@ -628,6 +629,11 @@ class ZeroShotPrototypicalClassifier(PrototypicalClassifier):
         """``fit(X, y)``, then :meth:`transform` of ``X`` (identity encoder:
         metadata and samples share one space)."""
         return self.fit(X, y, **fit_params).transform(X)
+
+    def _iter_normalized(self, X: np.ndarray) -> Iterator[torch.Tensor]:
+        # Prototypes come from metadata, not from a support set: there is no
+        # support statistic to normalise by, so embeddings are used as they are.
+        return self._iter_embeddings(X)
 
     def _check_predict_input(self, X) -> np.ndarray:
         if self.encoder is None:  # samples live in the metadata's space
