@@ -52,6 +52,27 @@ def _glibc():
     return mallopt, malloc_trim
 
 
+@cache
+def _malloc_chosen_at_start() -> bool:
+    """Whether ``MALLOC_MMAP_MAX_`` or ``MALLOC_TRIM_THRESHOLD_`` chose glibc's
+    settings when this process started.
+
+    glibc reads them once, at start-up, so the start-up environment is what
+    counts: variables set later in ``os.environ`` (dask's nanny sets
+    ``MALLOC_TRIM_THRESHOLD_`` for the workers it spawns) changed nothing here.
+    """
+    names = (b"MALLOC_MMAP_MAX_", b"MALLOC_TRIM_THRESHOLD_")
+    try:
+        with open("/proc/self/environ", "rb") as file:
+            entries = file.read().split(b"\0")
+    except OSError:  # no procfs: the current environment is the best guess
+        entries = [f"{k}={v}".encode() for k, v in os.environ.items()]
+    return any(
+        entry.partition(b"=")[0] in names and entry.partition(b"=")[2]
+        for entry in entries
+    )
+
+
 def _keep(mallopt) -> bool:
     # mallopt returns 1 on success.
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(
@@ -119,7 +140,7 @@ def freed_memory_kept() -> Iterator[bool]:
     for this package. Nested and concurrent blocks count as one: the last to
     leave restores. Nothing is done when :func:`keep_freed_memory` was
     applied, when the ``MALLOC_MMAP_MAX_`` or ``MALLOC_TRIM_THRESHOLD_``
-    environment variables choose the settings, when
+    environment variables chose the settings at the process's start, when
     ``SKLEARN_PROTONET_SCOPED_MALLOC=0``, or where the C library is not glibc.
 
     Yields
@@ -135,13 +156,10 @@ def freed_memory_kept() -> Iterator[bool]:
     """
     global _scope_users
     libc = _glibc()
-    chosen_outside = any(
-        os.environ.get(name) for name in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
-    )
     if (
         libc is None
         or _kept_for_good
-        or chosen_outside
+        or _malloc_chosen_at_start()
         or os.environ.get(SCOPED_MALLOC_ENV) == "0"
     ):
         yield False

@@ -105,3 +105,27 @@ def test_freed_memory_kept_can_be_switched_off(monkeypatch):
     monkeypatch.setenv(runtime.SCOPED_MALLOC_ENV, "0")
     with runtime.freed_memory_kept() as applied:
         assert applied is False
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+    reason="freed_memory_kept only changes glibc's malloc",
+)
+def test_freed_memory_kept_reads_the_start_up_environment(monkeypatch):
+    # glibc reads MALLOC_* once at start-up: setting them later (dask's nanny
+    # does, for its workers) chose nothing for this process.
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    with runtime.freed_memory_kept() as applied:
+        assert applied is True
+    # A process started with the variable keeps glibc's choice.
+    code = (
+        "from sklearn_protonet.runtime import freed_memory_kept\n"
+        "with freed_memory_kept() as applied:\n"
+        "    print(applied)\n"
+    )
+    env = {**_without_malloc_settings(), "MALLOC_TRIM_THRESHOLD_": "65536"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
