@@ -197,6 +197,33 @@ def test_prediction_over_images_as_an_nd_dask_array(client, digits):
     np.testing.assert_array_equal(lazy.compute(), clf.predict_proba(images))
 
 
+def test_prediction_over_a_dask_column_of_image_paths(client, digits, tmp_path):
+    # What a user predicting image files does: a pipeline that reads the paths
+    # (ImageReader) and classifies, applied to a dask Series of file names.
+    from PIL import Image
+    from sklearn.pipeline import make_pipeline
+
+    from sklearn_protonet.preprocessing import ImageReader
+
+    from .conftest import tiny_conv4_trainer
+
+    pixels = (digits["X_novel"][:120] * 255 / 16).astype(np.uint8)
+    paths = []
+    for i, image in enumerate(pixels.reshape(-1, 8, 8)):
+        paths.append(str(tmp_path / f"{i:03d}.png"))
+        Image.fromarray(image).save(paths[-1])
+    trainer = tiny_conv4_trainer().fit(
+        digits["X_base"].reshape(-1, 1, 8, 8), digits["y_base"]
+    )
+    model = make_pipeline(
+        ImageReader(size=(8, 8)), PrototypicalClassifier(trainer)
+    ).fit(paths[::4], digits["y_novel"][:120:4])
+    column = dd.from_pandas(pd.Series(paths, name="path"), npartitions=4)
+    for method in ("predict", "predict_proba"):
+        lazy = sp_dask.apply(model, column, method)
+        np.testing.assert_array_equal(lazy.compute(), getattr(model, method)(paths))
+
+
 def test_parallel_post_fit_agrees(client, fitted):
     wrappers = pytest.importorskip("dask_ml.wrappers")
     clf, X = fitted
