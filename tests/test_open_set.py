@@ -46,7 +46,9 @@ def test_leave_one_out_distances_match_refitting_without_the_row(metric):
 
 def test_single_example_classes_have_no_leave_one_out_distance():
     X = np.array([[0.0], [1.0], [5.0]])
-    sums, totals = class_sums("sqeuclidean", torch.from_numpy(X), torch.tensor([0, 0, 1]), 2)
+    sums, totals = class_sums(
+        "sqeuclidean", torch.from_numpy(X), torch.tensor([0, 0, 1]), 2
+    )
     loo = leave_one_out_distances(
         "sqeuclidean", torch.from_numpy(X), torch.tensor([0, 0, 1]), sums, totals
     )
@@ -63,7 +65,9 @@ def test_rejection_accepts_known_and_rejects_far_queries():
     np.testing.assert_array_equal(clf.predict(unknown), [-1, -1])
     # predict_proba ignores the reject option.
     plain = PrototypicalClassifier().fit(X, y)
-    np.testing.assert_array_equal(clf.predict_proba(unknown), plain.predict_proba(unknown))
+    np.testing.assert_array_equal(
+        clf.predict_proba(unknown), plain.predict_proba(unknown)
+    )
     assert clf.threshold_ > 0
 
 
