@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -596,6 +597,19 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             distances, self.rejection_quantile
         )
 
+    def _has_partial_fit(self) -> bool:
+        # Class covariances are not running sums: like scikit-learn's
+        # estimators whose methods depend on a parameter, there is then no
+        # partial_fit (hasattr is False; the cause names the metric).
+        if self.metric == "mahalanobis":
+            raise ValueError(
+                "partial_fit does not support metric='mahalanobis': its shrunk "
+                "class covariances need the whole support set at once. Use fit "
+                "on all examples, or another metric."
+            )
+        return True
+
+    @available_if(_has_partial_fit)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Add support examples, of known or new classes, to the prototypes.
 
@@ -696,7 +710,6 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
     def _check_incremental(self) -> None:
         """What partial_fit cannot keep up to date, refused by name."""
         refused = {
-            "metric='mahalanobis'": self.metric == "mahalanobis",
             f"refinement_steps={self.refinement_steps}": self.refinement_steps > 0,
             f"unknown_label={self.unknown_label!r}": self.unknown_label is not None,
         }
@@ -704,10 +717,9 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             if bad:
                 raise ValueError(
                     f"partial_fit does not support {name}: it needs the whole "
-                    "support set at once (class covariances, the unlabeled rows' "
-                    "soft k-means, the rejection threshold's leave-one-out "
-                    "distances). Use fit on all examples, or the default of "
-                    "that parameter."
+                    "support set at once (the unlabeled rows' soft k-means, "
+                    "the rejection threshold's leave-one-out distances). Use "
+                    "fit on all examples, or the default of that parameter."
                 )
 
     def _support_embeddings(self, X: np.ndarray) -> torch.Tensor:

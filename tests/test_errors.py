@@ -657,10 +657,10 @@ ERROR_CASES += [
         "partial-fit-mahalanobis",
         "``partial_fit`` with ``metric='mahalanobis'``",
         lambda: PrototypicalClassifier(metric="mahalanobis").partial_fit(X4, Y4),
-        ValueError,
-        r"partial_fit does not support metric='mahalanobis'",
-        "Use ``fit`` on all examples (class covariances are not incremental), "
-        "or another metric.",
+        AttributeError,
+        r"This 'PrototypicalClassifier' has no attribute 'partial_fit'",
+        "Use ``fit`` on all examples (the shrunk class covariances are not "
+        "running sums; the error's cause says so), or another metric.",
     ),
     ErrorCase(
         "partial-fit-unknown-label",

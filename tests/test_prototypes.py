@@ -139,10 +139,18 @@ def test_partial_fit_adapts_only_on_the_first_call(digits):
     assert clf.encoder_ is adapted
 
 
+def test_no_partial_fit_with_mahalanobis():
+    clf = PrototypicalClassifier(metric="mahalanobis")
+    assert not hasattr(clf, "partial_fit")
+    with pytest.raises(AttributeError) as error:
+        clf.partial_fit([[0.0], [1.0]], [0, 1])
+    assert "metric='mahalanobis'" in str(error.value.__cause__)
+    assert hasattr(clf.set_params(metric="gaussian"), "partial_fit")
+
+
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"metric": "mahalanobis"}, "metric='mahalanobis'"),
         ({"refinement_steps": 2}, "refinement_steps=2"),
         ({"unknown_label": -1}, "unknown_label=-1"),
     ],
