@@ -261,3 +261,26 @@ def test_unlabeled_rows_and_sample_weight():
     a = PrototypicalClassifier(refinement_steps=2).fit(X, y, weights)
     b = PrototypicalClassifier(refinement_steps=2).fit(X[:-1], y[:-1])
     np.testing.assert_allclose(a.prototypes_, b.prototypes_)
+
+
+def test_unlabeled_rows_join_the_cl2n_mean():
+    _, X_labeled, X_unlabeled = _blobs()
+    X = np.vstack([X_labeled, X_unlabeled])
+    y = np.r_[[0, 1], [-1] * len(X_unlabeled)]
+    clf = PrototypicalClassifier(normalization="cl2n", refinement_steps=1).fit(X, y)
+    np.testing.assert_allclose(clf.embedding_mean_, X.mean(0))
+    np.testing.assert_array_equal(clf.classes_, [0, 1])
+
+
+def test_unlabeled_rows_with_fine_tuning_and_rejection(digits):
+    from sklearn_protonet.modules import Conv4
+
+    images = digits["X_novel"][:12].reshape(12, 1, 8, 8)
+    y = np.r_[[0, 0, 1, 1, 2, 2], [-1] * 6]
+    encoder = Conv4(input_shape=(1, 8, 8), n_blocks=2)
+    clf = PrototypicalClassifier(
+        encoder, fine_tune_steps=2, refinement_steps=2, unknown_label=9, random_state=0
+    ).fit(images, y)
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+    assert clf.threshold_ is not None
+    assert set(clf.predict(images)) <= {0, 1, 2, 9}
