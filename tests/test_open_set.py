@@ -131,3 +131,16 @@ def test_open_set_on_omniglot_features_beats_chance():
     )
     assert (clf.predict(queries_unknown) == -1).mean() > 0.8
     assert (clf.predict(queries_known) != -1).mean() > 0.8
+
+
+def test_open_set_benchmark_episodes():
+    """benchmarks/open_set.py: unknown classes give queries only."""
+    import open_set
+
+    y = np.repeat(np.arange(12), 20)
+    for support, labels, query, known in open_set.episodes(y, 5, 4, seed=0):
+        assert len(support) == 25 and len(query) == 150 and known.sum() == 75
+        assert not set(y[query[~known]]) & set(y[support])
+        assert set(y[query[known]]) == set(y[support])
+        assert len(np.unique(np.r_[support, query])) == 175
+        np.testing.assert_array_equal(np.unique(labels), np.arange(5))

@@ -284,3 +284,20 @@ def test_unlabeled_rows_with_fine_tuning_and_rejection(digits):
     np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
     assert clf.threshold_ is not None
     assert set(clf.predict(images)) <= {0, 1, 2, 9}
+
+
+def test_semi_supervised_benchmark_episodes_are_disjoint():
+    """benchmarks/semi_supervised.py: support, unlabeled and queries never
+    share a row; distractors come from classes outside the episode."""
+    import semi_supervised
+
+    y = np.repeat(np.arange(12), 20)
+    for support, unlabeled, query, query_y in semi_supervised.episodes(
+        y, 5, 5, 5, 10, n_episodes=5, seed=0
+    ):
+        assert len(support) == 5 and len(unlabeled) == 50 and len(query) == 50
+        rows = np.r_[support, unlabeled, query]
+        assert len(np.unique(rows)) == len(rows)
+        episode = set(y[support])
+        assert len(set(y[unlabeled]) - episode) == 5  # the distractor classes
+        np.testing.assert_array_equal(y[support][query_y], y[query])
