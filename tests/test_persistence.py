@@ -405,3 +405,47 @@ def test_loaded_classifier_continues_partial_fit(support, tmp_path):
     clf.partial_fit(X[10:], y[10:])
     np.testing.assert_allclose(loaded.prototypes_, clf.prototypes_)
     np.testing.assert_array_equal(loaded.classes_, clf.classes_)
+
+
+def test_file_without_running_sums_still_loads_and_continues(support, tmp_path):
+    """Files written before partial_fit: unit weights, no threshold."""
+    X, y, queries = support
+    clf = PrototypicalClassifier().fit(X, y)
+    path = tmp_path / "clf.safetensors"
+    persistence.save_classifier(clf, path)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = {k: v for k, v in handle.metadata().items() if k != "threshold"}
+        tensors = {
+            k: handle.get_tensor(k)
+            for k in handle.keys()
+            if not k.startswith("prototype_")
+        }
+    save_file(tensors, str(path), metadata=metadata)
+    loaded = persistence.load_classifier(path)
+    np.testing.assert_array_equal(loaded.predict(queries), clf.predict(queries))
+    assert loaded.threshold_ is None
+    np.testing.assert_array_equal(loaded.prototype_totals_, 1.0)
+    loaded.partial_fit(X[:1], y[:1])  # the old prototype weighs as one example
+    code = list(loaded.classes_).index(y[0])
+    np.testing.assert_allclose(
+        loaded.prototypes_[code], (clf.prototypes_[code] + X[0]) / 2
+    )
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"threshold": "0.5"},  # a threshold without unknown_label
+        {"prototype_sums": torch.zeros(2, 2, dtype=torch.float64)},
+    ],
+    ids=["threshold", "sums-shape"],
+)
+def test_tampered_running_state_fails_cleanly(tamper, support, tmp_path):
+    X, y, _ = support
+    path = tmp_path / "clf.safetensors"
+    persistence.save_classifier(PrototypicalClassifier().fit(X, y), path)
+    metadata = {k: v for k, v in tamper.items() if isinstance(v, str)}
+    tensors = {k: v for k, v in tamper.items() if not isinstance(v, str)}
+    _rewrite(path, metadata or None, tensors or None)
+    with pytest.raises(ValueError, match="is a damaged classifier file"):
+        persistence.load_classifier(path)
