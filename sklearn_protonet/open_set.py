@@ -81,9 +81,12 @@ def calibrate_threshold(distances: torch.Tensor, quantile: float) -> float:
 
 
 def reject_labels(labels: np.ndarray, reject: np.ndarray, unknown_label) -> np.ndarray:
-    """``labels`` with ``unknown_label`` where ``reject``; the dtype holds both."""
-    if not reject.any():
-        return labels
+    """``labels`` with ``unknown_label`` where ``reject``; the dtype holds both.
+
+    The dtype depends on the labels and ``unknown_label`` only, never on
+    whether a row was rejected: object when one is a number and the other a
+    string.
+    """
     numeric = labels.dtype.kind in "iuf" and isinstance(
         unknown_label, (int, float, np.integer, np.floating)
     )

@@ -95,6 +95,8 @@ def test_rejected_labels_keep_both_kinds(labels, unknown, expected):
     out = reject_labels(labels, np.array([False, True]), unknown)
     np.testing.assert_array_equal(out, expected)
     assert out.dtype.kind == expected.dtype.kind
+    # The same dtype when nothing is rejected.
+    assert reject_labels(labels, np.array([False, False]), unknown).dtype == out.dtype
 
 
 @pytest.mark.parametrize("metric", ["mahalanobis", "gaussian"])
