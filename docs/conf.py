@@ -421,3 +421,9 @@ _write_if_changed(
     GENERATED / "zero_shot.rst",
     _benchmark_tables("zero_shot", "python benchmarks/zero_shot.py"),
 )
+# Issue 14: semi-supervised prototypes and open-set rejection.
+for _name in ("semi_supervised", "open_set"):
+    _write_if_changed(
+        GENERATED / f"{_name}.rst",
+        _benchmark_tables(_name, f"python benchmarks/{_name}.py"),
+    )

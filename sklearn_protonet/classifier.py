@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -21,7 +22,7 @@ from sklearn.utils.validation import (
 )
 from torch import nn
 
-from . import adaptation, contracts
+from . import adaptation, contracts, open_set, prototypes
 from ._encoders import (
     encoder_module,
     has_lazy_parameters,
@@ -147,6 +148,33 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         ``"bfloat16"`` / ``"float16"`` use ``torch.autocast``: fast on GPUs
         and CPUs with AMX, several times *slower* on CPUs without bfloat16
         instructions (see :mod:`sklearn_protonet.precision`).
+    refinement_steps : int, default=0
+        Semi-supervised prototypes (:ref:`semi_supervised`): with a positive
+        value, rows of ``y`` marked ``-1`` (``"-1"`` for string labels, as
+        :mod:`sklearn.semi_supervised` marks them) are *unlabeled*: they
+        refine the labeled prototypes by this many soft k-means steps (Ren et
+        al. 2018) and belong to no class. 0 (the default) uses no unlabeled
+        rows: ``-1`` is then an ordinary label, today's behaviour.
+    refinement : {"masked", "soft_kmeans"}, default="masked"
+        The refinement: plain soft k-means, where every unlabeled row joins
+        the prototypes; or its masked variant, where a row about as far from
+        its nearest prototype as from the second nearest (a *distractor* of a
+        class outside the support set) counts little
+        (:func:`sklearn_protonet.prototypes.soft_kmeans`).
+    unknown_label : int, float, str or None, default=None
+        Open-set rejection (:ref:`open_set`): ``predict`` returns this label
+        for queries farther from every prototype than ``threshold_``,
+        calibrated at ``fit`` from the support set alone (the
+        ``rejection_quantile`` of its leave-one-out distances; needs two
+        examples of some class). ``None`` never rejects. ``predict_proba``
+        and ``decision_function`` ignore it.
+    rejection_quantile : float, default=0.99
+        The quantile of the support set's leave-one-out distances taken as
+        ``threshold_``: the share of known-class examples to accept. With a
+        few examples per class the sample quantile underestimates the
+        distances' tail, so the known queries actually accepted fall a little
+        short of it (0.99 was chosen on Omniglot's validation classes;
+        ``benchmarks/open_set.py`` measures the rates on its test classes).
 
     Attributes
     ----------
@@ -165,7 +193,19 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         an unfitted trainer, the adapted copy's module with
         ``fine_tune_steps``).
     embedding_mean_ : ndarray of shape (embedding_dim,) or None
-        The support set's mean embedding with ``normalization="cl2n"``.
+        The support set's mean embedding with ``normalization="cl2n"`` (with
+        :meth:`partial_fit`, the first call's, then kept fixed).
+    prototype_sums_ : ndarray of shape (n_classes, embedding_dim)
+        Each class's sum of (weighted) embeddings, plus the unlabeled rows'
+        soft shares: ``prototypes_ = prototype_sums_ / prototype_totals_``.
+        :meth:`partial_fit` adds to it.
+    prototype_totals_ : ndarray of shape (n_classes,) or \
+(n_classes, embedding_dim)
+        Each class's summed weight (per dimension: the summed precisions for
+        ``metric="gaussian"``).
+    threshold_ : float or None
+        The largest distance to the nearest prototype accepted when
+        ``unknown_label`` is set; None otherwise.
     inference_module_ : torch.nn.Module or None
         The module that embeds in ``inference_dtype`` (an autocast wrapper or
         an int8 copy of the encoder's module); None for float32, where the
@@ -206,6 +246,11 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         "fine_tune_layers": [None, Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "inference_dtype": [StrOptions(set(INFERENCE_DTYPES))],
+        # -- issue 14: semi-supervised prototypes and open-set rejection --
+        "refinement_steps": [Interval(Integral, 0, 1_000, closed="both")],
+        "refinement": [StrOptions(set(prototypes.REFINEMENTS))],
+        "unknown_label": [None, str, Real],
+        "rejection_quantile": [Interval(Real, 0, 1, closed="both")],
     }
 
     def __init__(
@@ -224,6 +269,10 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         fine_tune_layers: int | None = 4,
         random_state=None,
         inference_dtype: str = "float32",
+        refinement_steps: int = 0,
+        refinement: str = "masked",
+        unknown_label=None,
+        rejection_quantile: float = 0.99,
     ) -> None:
         self.encoder = encoder
         self.metric = metric
@@ -238,6 +287,10 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         self.fine_tune_layers = fine_tune_layers
         self.random_state = random_state
         self.inference_dtype = inference_dtype
+        self.refinement_steps = refinement_steps
+        self.refinement = refinement
+        self.unknown_label = unknown_label
+        self.rejection_quantile = rejection_quantile
 
     def __sklearn_clone__(self):
         # A fitted encoder is a frozen, expensive artefact: the clone shares
@@ -369,9 +422,11 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             the encoder takes them).
         y : array-like of shape (n_samples,)
             Class labels, ints or strings. One example per class is enough.
+            With ``refinement_steps > 0``, ``-1`` (``"-1"``) marks unlabeled
+            rows.
         sample_weight : array-like of shape (n_samples,), default=None
-            Weights in each class's mean. An unfitted trainer encoder is
-            meta-trained without them.
+            Weights in each class's mean (of unlabeled rows: in their soft
+            shares). An unfitted trainer encoder is meta-trained without them.
 
         Returns
         -------
@@ -392,6 +447,14 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                 "ignore", "The number of unique classes is greater than 50%"
             )
             check_classification_targets(y)
+        # -- semi-supervised: rows marked -1 join the prototypes unlabeled --
+        unlabeled = self._unlabeled_rows(y)
+        labeled = ~unlabeled
+        if unlabeled.any():
+            X_labeled, y = X[labeled], y[labeled]
+        else:
+            X_labeled = X
+        # --
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -411,7 +474,9 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                 f"sample_weight must be non-negative, got {weights.min()}; use 0 "
                 "to ignore a sample."
             )
-        class_weight = np.bincount(codes, weights=weights, minlength=len(self.classes_))
+        class_weight = np.bincount(
+            codes, weights=weights[labeled], minlength=len(self.classes_)
+        )
         if (class_weight <= 0).any():
             empty = self.classes_[class_weight <= 0].tolist()
             raise ValueError(
@@ -419,14 +484,14 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                 "are undefined. Give each class a positive weight."
             )
         self.input_shape_ = X.shape[1:]
-        self.encoder_ = self._fit_encoder(X, y)
+        self.encoder_ = self._fit_encoder(X_labeled, y)
         # Stated contracts only: a module's own shape check says more (Conv4).
         contract = contracts.get_input_contract(self.encoder_, infer_shape=False)
         if contract is not None:
             contracts.check_sample_shape(X.shape[1:], contract)
             contracts.warn_on_violations(X, contract)
         if self.fine_tune_steps > 0:
-            self.encoder_ = self._adapt_encoder(X, codes)
+            self.encoder_ = self._adapt_encoder(X_labeled, codes)
         self.inference_module_ = self._inference_module(X)
         # Prototypes are averaged in float64 so weights and repeats agree exactly.
         if self.encoder_ is None:  # the rows are the embeddings: no copy
@@ -438,8 +503,15 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         weights = None if sample_weight is None else as_tensor(weights).to(device)
         mean = support_mean(self.normalization, embeddings, weights)
         self.embedding_mean_ = None if mean is None else mean.cpu().numpy()
+        normalized = normalize(self.normalization, embeddings, mean)
+        rows, free_rows, free_weights = normalized, normalized[:0], None
+        if unlabeled.any():  # (indexing copies: only when there is a split)
+            labeled_t = as_tensor(labeled).to(device)
+            rows, free_rows = normalized[labeled_t], normalized[~labeled_t]
+            if weights is not None:
+                weights, free_weights = weights[labeled_t], weights[~labeled_t]
         args = (
-            normalize(self.normalization, embeddings, mean),
+            rows,
             as_tensor(codes.astype(np.int64)).to(device),
             len(self.classes_),
             weights,
@@ -454,7 +526,208 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         else:
             prototypes = class_prototypes(*args)
         self.prototypes_ = prototypes.cpu().numpy()
+        # -- issue 14: running sums, unlabeled rows, rejection threshold --
+        self._fit_sums(args, free_rows, free_weights)
         return self
+
+    def _unlabeled_rows(self, y: np.ndarray) -> np.ndarray:
+        """Rows marked unlabeled (only with ``refinement_steps > 0``)."""
+        if self.refinement_steps == 0:
+            return np.zeros(len(y), dtype=bool)
+        if self.metric in VARIANCE_METRICS:
+            raise ValueError(
+                f"refinement_steps={self.refinement_steps} refines mean prototypes, "
+                f"but metric={self.metric!r} has variance-aware ones; use "
+                "refinement_steps=0 or metric='sqeuclidean'."
+            )
+        unlabeled = prototypes.unlabeled_mask(y)
+        if unlabeled.all():
+            raise ValueError(
+                "Every row of y is marked unlabeled (-1): the prototypes need "
+                "labeled examples. Give at least one labeled example of each of "
+                "two classes."
+            )
+        return unlabeled
+
+    def _fit_sums(self, args, unlabeled_rows, unlabeled_weights) -> None:
+        """Running sums (partial_fit), soft k-means, the rejection threshold."""
+        embeddings, codes_t, n_classes, labeled_weights = args
+        sums, totals = prototypes.class_sums(
+            self.metric, embeddings, codes_t, n_classes, labeled_weights
+        )
+        if len(unlabeled_rows):
+            sums, totals = prototypes.soft_kmeans(
+                sums,
+                totals,
+                unlabeled_rows,
+                self.refinement_steps,
+                metric=self.metric,
+                weights=unlabeled_weights,
+                masked=self.refinement == "masked",
+            )
+            self.prototypes_ = prototypes.as_prototypes(sums, totals).cpu().numpy()
+        self.prototype_sums_ = sums.cpu().numpy()
+        self.prototype_totals_ = totals.cpu().numpy()
+        self.threshold_ = None
+        if self.unknown_label is None:
+            return
+        if np.any(self.classes_ == self.unknown_label):
+            raise ValueError(
+                f"unknown_label={self.unknown_label!r} is also a class label in y; "
+                "choose a label no class has (e.g. -1 or 'unknown')."
+            )
+        precisions = getattr(self, "precisions_", None)
+        distances = open_set.leave_one_out_distances(
+            self.metric,
+            embeddings,
+            codes_t,
+            sums,
+            totals,
+            labeled_weights,
+            None if precisions is None else as_tensor(precisions).to(sums.device),
+        )
+        if len(distances) == 0:
+            raise ValueError(
+                f"unknown_label={self.unknown_label!r} calibrates its threshold on "
+                "leave-one-out distances, which need two support examples of some "
+                "class, but every class has one. Add a second example to some "
+                "class, or use unknown_label=None."
+            )
+        self.threshold_ = open_set.calibrate_threshold(
+            distances, self.rejection_quantile
+        )
+
+    def _has_partial_fit(self) -> bool:
+        # Class covariances are not running sums: like scikit-learn's
+        # estimators whose methods depend on a parameter, there is then no
+        # partial_fit (hasattr is False; the cause names the metric).
+        if self.metric == "mahalanobis":
+            raise ValueError(
+                "partial_fit does not support metric='mahalanobis': its shrunk "
+                "class covariances need the whole support set at once. Use fit "
+                "on all examples, or another metric."
+            )
+        return True
+
+    @available_if(_has_partial_fit)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Add support examples, of known or new classes, to the prototypes.
+
+        The first call (or the first after :meth:`fit`, which resets) does
+        what :meth:`fit` does on its batch: it sets up the encoder (an
+        unfitted trainer is meta-trained on it, ``fine_tune_steps`` adapts it,
+        ``inference_dtype="int8"`` is calibrated on it) and, with
+        ``normalization="cl2n"``, fixes the centring mean. Later calls only
+        embed their rows and add them to each class's running sums
+        (``prototype_sums_``, ``prototype_totals_``): the cost is that of the
+        new rows, and the prototypes equal those of one ``fit`` on all rows
+        seen (but for ``"cl2n"``'s mean and the set-up on the first batch).
+
+        A class seen for the first time is inserted into ``classes_``, which
+        stays sorted: the columns of ``predict_proba`` and
+        ``decision_function`` follow ``classes_``, so a new class can shift
+        the columns of the classes after it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New support examples.
+        y : array-like of shape (n_samples,)
+            Their labels; new labels add classes.
+        classes : array-like, default=None
+            Accepted for scikit-learn's ``partial_fit`` convention; when given,
+            every label of ``y`` must be among them. Classes without examples
+            get no prototype.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : PrototypicalClassifier
+        """
+        self._validate_params()
+        self._check_incremental()
+        if classes is not None and y is not None:
+            missing = np.setdiff1d(np.unique(np.asarray(y)), np.asarray(classes))
+            if len(missing):
+                raise ValueError(
+                    f"y has labels {missing.tolist()} that are not in classes; "
+                    "include them in classes, or pass classes=None."
+                )
+        if not hasattr(self, "prototype_sums_"):
+            return self.fit(X, y, sample_weight)
+        if y is None:
+            raise ValueError(
+                "partial_fit requires y: give the class label of each example."
+            )
+        X, y = self._check_input(X, reset=False, y=y)
+        if X.shape[1:] != self.input_shape_:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but PrototypicalClassifier "
+                f"was fitted on samples of shape {self.input_shape_}."
+            )
+        check_classification_targets(y)
+        if (np.asarray(y).dtype.kind in "iufb") != (self.classes_.dtype.kind in "iufb"):
+            raise ValueError(
+                f"y has labels of dtype {np.asarray(y).dtype}, but classes_ are of "
+                f"dtype {self.classes_.dtype}: give labels of the same kind "
+                "(numbers or strings) in every call."
+            )
+        weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if (weights < 0).any():
+            raise ValueError(
+                f"sample_weight must be non-negative, got {weights.min()}; use 0 "
+                "to ignore a sample."
+            )
+        classes = np.union1d(self.classes_, y)
+        codes = np.searchsorted(classes, y)
+        embeddings = self._support_embeddings(X)
+        device = embeddings.device
+        mean = None if self.embedding_mean_ is None else as_tensor(self.embedding_mean_)
+        sums, totals = prototypes.class_sums(
+            self.metric,
+            normalize(self.normalization, embeddings, mean),
+            as_tensor(codes.astype(np.int64)).to(device),
+            len(classes),
+            as_tensor(weights).to(device),
+        )
+        sums, totals = sums.cpu().numpy(), totals.cpu().numpy()
+        old = np.searchsorted(classes, self.classes_)
+        sums[old] += self.prototype_sums_
+        totals[old] += self.prototype_totals_
+        empty = (totals <= 0) if totals.ndim == 1 else (totals <= 0).any(1)
+        if empty.any():
+            raise ValueError(
+                f"sample_weight sums to zero for classes {classes[empty].tolist()}: "
+                "their prototypes are undefined. Give each class a positive weight."
+            )
+        self.classes_ = classes
+        self.prototype_sums_, self.prototype_totals_ = sums, totals
+        self.prototypes_ = sums / (totals[:, None] if totals.ndim == 1 else totals)
+        if self.metric == "gaussian":
+            self.precisions_ = totals
+        return self
+
+    def _check_incremental(self) -> None:
+        """What partial_fit cannot keep up to date, refused by name."""
+        refused = {
+            f"refinement_steps={self.refinement_steps}": self.refinement_steps > 0,
+            f"unknown_label={self.unknown_label!r}": self.unknown_label is not None,
+        }
+        for name, bad in refused.items():
+            if bad:
+                raise ValueError(
+                    f"partial_fit does not support {name}: it needs the whole "
+                    "support set at once (the unlabeled rows' soft k-means, "
+                    "the rejection threshold's leave-one-out distances). Use "
+                    "fit on all examples, or the default of that parameter."
+                )
+
+    def _support_embeddings(self, X: np.ndarray) -> torch.Tensor:
+        """Embeddings of validated support rows, in float64."""
+        if self.encoder_ is None:  # the rows are the embeddings: no copy
+            device = resolve_device(None, self.device)
+            return as_tensor(X.reshape(len(X), -1)).to(device)
+        return torch.cat(list(self._iter_embeddings(X))).double()
 
     def _iter_normalized(self, X: np.ndarray) -> Iterator[torch.Tensor]:
         """Embeddings of validated ``X``, normalised as the support set was."""
@@ -518,10 +791,47 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples,)
+            With ``unknown_label`` set, queries farther from every prototype
+            than ``threshold_`` get ``unknown_label``.
         """
+        if self.unknown_label is not None:
+            return self._predict_open_set(X)
         # Chunks first: they check fitting (NotFittedError, not AttributeError).
         nearest = self._per_chunk(X, lambda d: d.argmin(1))
         return self.classes_[nearest]
+
+    # -- issue 14: open-set rejection (open_set.py) ---------------------------
+
+    def score_samples(self, X) -> np.ndarray:
+        """Typicality: the negative distance to the nearest prototype.
+
+        Higher is more typical of the known classes, as for scikit-learn's
+        outlier detectors; ``predict`` rejects (with ``unknown_label``) the
+        rows whose score is below ``-threshold_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return -self._per_chunk(X, lambda d: d.min(1).values)
+
+    def _predict_open_set(self, X) -> np.ndarray:
+        nearest = self._per_chunk(
+            X, lambda d: torch.stack([d.argmin(1).to(d.dtype), d.min(1).values], 1)
+        )
+        if getattr(self, "threshold_", None) is None:
+            raise NotFittedError(
+                f"unknown_label={self.unknown_label!r} was set after fit: the "
+                "rejection threshold is calibrated by fit. Call fit again."
+            )
+        labels = self.classes_[nearest[:, 0].astype(np.intp)]
+        return open_set.reject_labels(
+            labels, nearest[:, 1] > self.threshold_, self.unknown_label
+        )
 
     def predict_log_proba(self, X) -> np.ndarray:
         """Log of :meth:`predict_proba`, computed stably.

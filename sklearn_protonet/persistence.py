@@ -386,8 +386,9 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
         tensors.update(_module_tensors(module))
     if classifier.embedding_mean_ is not None:
         tensors["embedding_mean"] = torch.from_numpy(classifier.embedding_mean_)
-    # The variance-aware metrics' fitted state (covariance.py).
-    for name in ("precisions", "shrinkage"):
+    # The variance-aware metrics' fitted state (covariance.py); the running
+    # sums that partial_fit continues from (prototypes.py).
+    for name in ("precisions", "shrinkage", "prototype_sums", "prototype_totals"):
         if hasattr(classifier, f"{name}_"):
             value = np.ascontiguousarray(getattr(classifier, f"{name}_"))
             tensors[name] = torch.from_numpy(value)
@@ -411,8 +412,14 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
                 "fine_tune_layers": classifier.fine_tune_layers,
                 # A RandomState instance cannot be written: it becomes None.
                 "random_state": random_state if isinstance(random_state, int) else None,
+                # Semi-supervised prototypes and open-set rejection (issue 14).
+                "refinement_steps": int(classifier.refinement_steps),
+                "refinement": classifier.refinement,
+                "unknown_label": _json_label(classifier.unknown_label),
+                "rejection_quantile": float(classifier.rejection_quantile),
             }
         ),
+        "threshold": json.dumps(getattr(classifier, "threshold_", None)),
         "input_contract": _contract_to_json(module),
         "classes": _classes_to_json(classifier.classes_),
         "n_features_in": str(int(classifier.n_features_in_)),
@@ -476,6 +483,11 @@ def _restore(metadata: dict, tensors: dict, encoder, device) -> PrototypicalClas
         for name in ("precisions", "shrinkage")
         if name in tensors
     }
+    sums = {
+        name: tensors.pop(name).numpy()
+        for name in ("prototype_sums", "prototype_totals")
+        if name in tensors
+    }
     input_shape = tuple(int(s) for s in json.loads(metadata["input_shape"]))
     n_features = int(metadata["n_features_in"])
     names = json.loads(metadata["feature_names_in"])
@@ -515,6 +527,7 @@ def _restore(metadata: dict, tensors: dict, encoder, device) -> PrototypicalClas
         raise ValueError(f"metric {params['metric']!r} with tensors {sorted(fitted)}")
     for name, value in fitted.items():
         setattr(classifier, f"{name}_", value)
+    _restore_sums(classifier, sums, prototypes, metadata)
     classifier.classes_ = classes
     classifier.prototypes_ = prototypes
     classifier.encoder_ = module
@@ -529,6 +542,41 @@ def _restore(metadata: dict, tensors: dict, encoder, device) -> PrototypicalClas
     if names is not None:
         classifier.feature_names_in_ = np.asarray(names, dtype=object)
     return classifier
+
+
+def _json_label(label):
+    """``unknown_label`` as JSON can write it (NumPy scalars to Python)."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
+def _restore_sums(classifier, sums: dict, prototypes, metadata: dict) -> None:
+    """partial_fit's running sums and the rejection threshold (issue 14).
+
+    Files written before them hold neither: the sums are then the
+    prototypes with unit weight (partial_fit continues as if each class had
+    one example) and rejection is off.
+    """
+    if sums and set(sums) != {"prototype_sums", "prototype_totals"}:
+        raise ValueError(f"running sums {sorted(sums)} without their pair")
+    if sums:
+        if sums["prototype_sums"].shape != prototypes.shape:
+            raise ValueError("prototype sums do not match the prototypes")
+        classifier.prototype_sums_ = sums["prototype_sums"]
+        classifier.prototype_totals_ = sums["prototype_totals"]
+    else:
+        totals = getattr(classifier, "precisions_", None)
+        if classifier.metric != "gaussian":
+            totals = np.ones(len(prototypes))
+        classifier.prototype_totals_ = totals
+        classifier.prototype_sums_ = prototypes * (
+            totals[:, None] if totals.ndim == 1 else totals
+        )
+    threshold = json.loads(metadata.get("threshold", "null"))
+    if (threshold is None) != (classifier.unknown_label is None):
+        raise ValueError(
+            f"unknown_label {classifier.unknown_label!r} with threshold {threshold!r}"
+        )
+    classifier.threshold_ = None if threshold is None else float(threshold)
 
 
 # -- skops ---------------------------------------------------------------------

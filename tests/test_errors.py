@@ -632,6 +632,124 @@ ERROR_CASES: list[ErrorCase] = [
 ]
 
 
+# -- issue 14: partial_fit, semi-supervised prototypes, open-set rejection -----
+_X3 = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
+ERROR_CASES += [
+    ErrorCase(
+        "partial-fit-n-features",
+        "``partial_fit`` with a different number of features than before",
+        lambda: PrototypicalClassifier().partial_fit(X4, Y4).partial_fit(X4[:, :2], Y4),
+        ValueError,
+        r"X has 2 features, but PrototypicalClassifier is expecting 3 features",
+        "Give every call rows of the same features as the first.",
+    ),
+    ErrorCase(
+        "partial-fit-label-kind",
+        "``partial_fit`` with string labels after numeric ones",
+        lambda: (
+            PrototypicalClassifier().partial_fit(X4, Y4).partial_fit(X4[:2], ["a", "b"])
+        ),
+        ValueError,
+        r"give labels of the same kind \(numbers or strings\) in every call",
+        "Keep the labels of one kind across calls.",
+    ),
+    ErrorCase(
+        "partial-fit-mahalanobis",
+        "``partial_fit`` with ``metric='mahalanobis'``",
+        lambda: PrototypicalClassifier(metric="mahalanobis").partial_fit(X4, Y4),
+        AttributeError,
+        r"This 'PrototypicalClassifier' has no attribute 'partial_fit'",
+        "Use ``fit`` on all examples (the shrunk class covariances are not "
+        "running sums; the error's cause says so), or another metric.",
+    ),
+    ErrorCase(
+        "partial-fit-unknown-label",
+        "``partial_fit`` with ``unknown_label`` or ``refinement_steps`` set",
+        lambda: PrototypicalClassifier(unknown_label=-1).partial_fit(X4, Y4),
+        ValueError,
+        r"partial_fit does not support unknown_label=-1",
+        "Use ``fit`` on the whole support set (the threshold and the "
+        "refinement need it at once).",
+    ),
+    ErrorCase(
+        "partial-fit-classes",
+        "``partial_fit`` with labels missing from ``classes``",
+        lambda: PrototypicalClassifier().partial_fit(X4, Y4, classes=[0, 1]),
+        ValueError,
+        r"y has labels \[2, 3\] that are not in classes",
+        "Include every label in ``classes``, or pass ``classes=None``.",
+    ),
+    ErrorCase(
+        "semi-supervised-all-unlabeled",
+        "Every row marked unlabeled (``-1``) with ``refinement_steps > 0``",
+        lambda: PrototypicalClassifier(refinement_steps=2).fit(X4, [-1] * 8),
+        ValueError,
+        r"Every row of y is marked unlabeled \(-1\)",
+        "Give labeled examples of at least two classes.",
+    ),
+    ErrorCase(
+        "semi-supervised-variance-metric",
+        "``refinement_steps > 0`` with a variance-aware metric",
+        lambda: PrototypicalClassifier(refinement_steps=1, metric="mahalanobis").fit(
+            X4, Y4
+        ),
+        ValueError,
+        r"refinement_steps=1 refines mean prototypes, but metric='mahalanobis'",
+        "Use ``metric='sqeuclidean'`` (or ``euclidean``, ``cosine``).",
+    ),
+    ErrorCase(
+        "semi-supervised-bad-refinement",
+        "``PrototypicalClassifier(refinement='kmeans')``",
+        lambda: PrototypicalClassifier(refinement="kmeans").fit(X4, Y4),
+        InvalidParameterError,
+        r"The 'refinement' parameter of PrototypicalClassifier must be a str "
+        r"among",
+        "Use ``'masked'`` or ``'soft_kmeans'``.",
+    ),
+    ErrorCase(
+        "open-set-label-collision",
+        "``unknown_label`` equal to a class label",
+        lambda: PrototypicalClassifier(unknown_label=2).fit(X4, Y4),
+        ValueError,
+        r"unknown_label=2 is also a class label in y",
+        "Choose a label no class has (e.g. ``-1`` or ``'unknown'``).",
+    ),
+    ErrorCase(
+        "open-set-one-shot",
+        "``unknown_label`` with one support example per class",
+        lambda: PrototypicalClassifier(unknown_label=-1).fit(_X3, [0, 1, 2]),
+        ValueError,
+        r"need two support examples of some class, but every class has one",
+        "Add a second example to some class (the threshold is calibrated by "
+        "leave-one-out), or use ``unknown_label=None``.",
+    ),
+    ErrorCase(
+        "open-set-bad-quantile",
+        "``PrototypicalClassifier(rejection_quantile=1.5)``",
+        lambda: PrototypicalClassifier(unknown_label=-1, rejection_quantile=1.5).fit(
+            X4, Y4
+        ),
+        InvalidParameterError,
+        r"The 'rejection_quantile' parameter of PrototypicalClassifier must be a "
+        r"float in the range \[0.0, 1.0\]",
+        "Pass a quantile in [0, 1] (the share of known examples to accept).",
+    ),
+    ErrorCase(
+        "open-set-set-after-fit",
+        "``unknown_label`` set with ``set_params`` after ``fit``",
+        lambda: (
+            PrototypicalClassifier()
+            .fit(X4, Y4)
+            .set_params(unknown_label=-1)
+            .predict(X4)
+        ),
+        NotFittedError,
+        r"the rejection threshold is calibrated by fit\. Call fit again",
+        "Refit after setting ``unknown_label``.",
+    ),
+]
+
+
 def _load_generator():
     """The docs script, as a module (it imports ERROR_CASES lazily)."""
     return runpy.run_path(str(ROOT / "docs" / "generate_error_table.py"))

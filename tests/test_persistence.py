@@ -367,3 +367,85 @@ def test_conv4_encoder_through_safetensors(tmp_path):
     save_encoder(trainer, tmp_path / "conv4.safetensors")
     loaded = load_encoder(tmp_path / "conv4.safetensors")
     np.testing.assert_array_equal(loaded.transform(X), trainer.transform(X))
+
+
+# -- issue 14: partial_fit's running sums, refinement and rejection ------------
+
+
+@pytest.mark.parametrize("kind", ["identity", "mlp"])
+def test_bundle_keeps_running_sums_and_rejection(kind, support, tmp_path):
+    X, y, queries = support
+    encoder = None if kind == "identity" else MLP(hidden_sizes=(8,), out_features=4)
+    y_unlabeled = np.where(np.arange(len(y)) % 5 == 4, "-1", y)  # string labels
+    clf = PrototypicalClassifier(
+        encoder, refinement_steps=2, unknown_label="unknown", rejection_quantile=0.5
+    ).fit(X, y_unlabeled)
+    path = tmp_path / "clf.safetensors"
+    persistence.save_classifier(clf, path)
+    loaded = persistence.load_classifier(path)
+    for name in ("prototype_sums_", "prototype_totals_", "prototypes_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(clf, name))
+    assert loaded.threshold_ == clf.threshold_
+    assert loaded.get_params()["unknown_label"] == "unknown"
+    assert loaded.get_params()["refinement_steps"] == 2
+    np.testing.assert_array_equal(loaded.predict(queries), clf.predict(queries))
+    assert (clf.predict(queries) == "unknown").any()
+    np.testing.assert_array_equal(
+        loaded.score_samples(queries), clf.score_samples(queries)
+    )
+
+
+def test_loaded_classifier_continues_partial_fit(support, tmp_path):
+    X, y, queries = support
+    clf = PrototypicalClassifier().partial_fit(X[:10], y[:10])
+    path = tmp_path / "clf.safetensors"
+    persistence.save_classifier(clf, path)
+    loaded = persistence.load_classifier(path)
+    loaded.partial_fit(X[10:], y[10:])
+    clf.partial_fit(X[10:], y[10:])
+    np.testing.assert_allclose(loaded.prototypes_, clf.prototypes_)
+    np.testing.assert_array_equal(loaded.classes_, clf.classes_)
+
+
+def test_file_without_running_sums_still_loads_and_continues(support, tmp_path):
+    """Files written before partial_fit: unit weights, no threshold."""
+    X, y, queries = support
+    clf = PrototypicalClassifier().fit(X, y)
+    path = tmp_path / "clf.safetensors"
+    persistence.save_classifier(clf, path)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = {k: v for k, v in handle.metadata().items() if k != "threshold"}
+        tensors = {
+            k: handle.get_tensor(k)
+            for k in handle.keys()
+            if not k.startswith("prototype_")
+        }
+    save_file(tensors, str(path), metadata=metadata)
+    loaded = persistence.load_classifier(path)
+    np.testing.assert_array_equal(loaded.predict(queries), clf.predict(queries))
+    assert loaded.threshold_ is None
+    np.testing.assert_array_equal(loaded.prototype_totals_, 1.0)
+    loaded.partial_fit(X[:1], y[:1])  # the old prototype weighs as one example
+    code = list(loaded.classes_).index(y[0])
+    np.testing.assert_allclose(
+        loaded.prototypes_[code], (clf.prototypes_[code] + X[0]) / 2
+    )
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"threshold": "0.5"},  # a threshold without unknown_label
+        {"prototype_sums": torch.zeros(2, 2, dtype=torch.float64)},
+    ],
+    ids=["threshold", "sums-shape"],
+)
+def test_tampered_running_state_fails_cleanly(tamper, support, tmp_path):
+    X, y, _ = support
+    path = tmp_path / "clf.safetensors"
+    persistence.save_classifier(PrototypicalClassifier().fit(X, y), path)
+    metadata = {k: v for k, v in tamper.items() if isinstance(v, str)}
+    tensors = {k: v for k, v in tamper.items() if not isinstance(v, str)}
+    _rewrite(path, metadata or None, tensors or None)
+    with pytest.raises(ValueError, match="is a damaged classifier file"):
+        persistence.load_classifier(path)
