@@ -30,13 +30,20 @@ from ._encoders import (
     resolve_device,
 )
 from ._inputs import as_tensor, numeric_input
+from ._numerics import (
+    check_finite_embeddings,
+    decision,
+    logits,
+    scaled_distances,
+    stable_prototypes,
+)
 from .covariance import (
     VARIANCE_METRICS,
     ShrunkCovariance,
     class_precisions,
     variance_distances,
 )
-from .distances import METRICS, class_prototypes, pairwise_distances
+from .distances import METRICS, class_prototypes
 from .normalization import NORMALIZATIONS, normalize, support_mean
 from .precision import INFERENCE_DTYPES, inference_module
 
@@ -330,7 +337,15 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _iter_embeddings(self, X: np.ndarray) -> Iterator[torch.Tensor]:
-        """Embeddings of X in chunks of ``batch_size`` rows."""
+        """Embeddings of X in chunks of ``batch_size`` rows, checked finite."""
+        start = 0
+        for chunk in self._embed_chunks(X):
+            if self.encoder_ is not None:  # the identity's rows were validated
+                check_finite_embeddings(chunk, start, "X")
+            start += len(chunk)
+            yield chunk
+
+    def _embed_chunks(self, X: np.ndarray) -> Iterator[torch.Tensor]:
         own = encoder_module(self.encoder_)
         device = resolve_device(own, self.device)
         # None: float32, or a classifier pickled before inference_dtype.
@@ -452,7 +467,14 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             if shrinkage is not None:
                 self.shrinkage_ = shrinkage.cpu().numpy()
         else:
-            prototypes = class_prototypes(*args)
+            # Rescaled if the class sums overflow (inputs near float64's limit).
+            prototypes = stable_prototypes(class_prototypes, *args)
+        if not bool(torch.isfinite(prototypes).all()):
+            raise ValueError(
+                f"The prototypes of metric={self.metric!r} are not finite: the "
+                "support set's embeddings are too large for float64 arithmetic. "
+                "Scale the inputs (e.g. StandardScaler) before the classifier."
+            )
         self.prototypes_ = prototypes.cpu().numpy()
         return self
 
@@ -472,24 +494,34 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             )
         return X
 
-    def _iter_distances(self, X: np.ndarray) -> Iterator[torch.Tensor]:
-        """Distances of validated ``X`` to the prototypes, chunk by chunk."""
+    def _iter_distances(self, X: np.ndarray) -> Iterator[tuple[torch.Tensor, float]]:
+        """Distances of validated ``X`` to the prototypes, chunk by chunk, as
+        ``(d, factor)``: the true distances are ``d * factor`` (factor 1
+        unless they overflow float64, see ``_numerics.scaled_distances``)."""
         prototypes = None
         for embeddings in self._iter_normalized(X):
             if prototypes is None:
                 prototypes = as_tensor(self.prototypes_).to(embeddings.device)
             if self.metric in VARIANCE_METRICS:
                 precisions = as_tensor(self.precisions_).to(embeddings.device)
-                yield variance_distances(
+                distances = variance_distances(
                     self.metric, embeddings.double(), prototypes, precisions
                 )
-            else:
-                yield pairwise_distances(embeddings.double(), prototypes, self.metric)
+                if not bool(torch.isnan(distances).any()):
+                    yield distances, 1.0
+                    continue
+                raise ValueError(
+                    f"metric={self.metric!r} gives NaN distances: the embeddings "
+                    "are too large for float64 arithmetic. Scale the inputs (e.g. "
+                    "StandardScaler) before the classifier."
+                )
+            yield scaled_distances(embeddings.double(), prototypes, self.metric)
 
     def _per_chunk(self, X, reduce) -> np.ndarray:
-        """``reduce`` applied to each chunk's distances, in one array."""
+        """``reduce(d, factor)`` applied to each chunk's distances, in one array."""
         X = self._check_predict_input(X)
-        return _fill((reduce(d).cpu().numpy() for d in self._iter_distances(X)), len(X))
+        chunks = (reduce(*pair).cpu().numpy() for pair in self._iter_distances(X))
+        return _fill(chunks, len(X))
 
     def decision_function(self, X) -> np.ndarray:
         """Negative distances to the prototypes, divided by ``temperature``.
@@ -505,8 +537,8 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             classes, one column as scikit-learn's binary classifiers return
             it: the score of ``classes_[1]`` minus that of ``classes_[0]``.
         """
-        scores = self._per_chunk(X, lambda d: -d / self.temperature)
-        return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores
+        # Never NaN: -inf at worst, for any temperature and input (_numerics).
+        return self._per_chunk(X, lambda d, f: decision(d, f, self.temperature))
 
     def predict(self, X) -> np.ndarray:
         """The class of the nearest prototype.
@@ -520,7 +552,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples,)
         """
         # Chunks first: they check fitting (NotFittedError, not AttributeError).
-        nearest = self._per_chunk(X, lambda d: d.argmin(1))
+        nearest = self._per_chunk(X, lambda d, f: d.argmin(1))
         return self.classes_[nearest]
 
     def predict_log_proba(self, X) -> np.ndarray:
@@ -534,7 +566,9 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        return self._per_chunk(X, lambda d: torch.log_softmax(-d / self.temperature, 1))
+        return self._per_chunk(
+            X, lambda d, f: torch.log_softmax(logits(d, f, self.temperature), 1)
+        )
 
     def predict_proba(self, X) -> np.ndarray:
         """Softmax over negative distances to the prototypes (eq. 2).
@@ -548,7 +582,10 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes)
             Rows sum to 1; columns follow ``classes_``.
         """
-        return self._per_chunk(X, lambda d: torch.softmax(-d / self.temperature, 1))
+        # Stable for any temperature > 0 (1e-310 included): see _numerics.
+        return self._per_chunk(
+            X, lambda d, f: torch.softmax(logits(d, f, self.temperature), 1)
+        )
 
     def fit_transform(self, X, y, sample_weight=None) -> np.ndarray:
         """``fit(X, y)``, then the embeddings of ``X``."""

@@ -35,6 +35,7 @@ from ._encoders import (
     module_device,
 )
 from ._inputs import as_tensor, check_samples
+from ._numerics import check_finite_loss
 from .callbacks import EpisodeAccuracy
 from .distances import METRICS, episode_logits
 from .episodes import (
@@ -358,7 +359,13 @@ default="sqeuclidean"
         """Cross-entropy of the queries over the episode's prototypes."""
         y_true = {k: v.to(y_pred.device) for k, v in y_true.items()}
         logits, codes = episode_logits(y_pred, y_true, self.metric)
-        return self.criterion_(logits, codes)
+        loss = self.criterion_(logits, codes)
+        # A diverged run stops here, naming the epoch, instead of recording
+        # NaN losses and ending with NaN weights (issue 11).
+        epoch = len(self.history)
+        batch = len(self.history[-1, "batches"]) if epoch else 0
+        check_finite_loss(loss, epoch, batch, self.lr)
+        return loss
 
     # -- inference ------------------------------------------------------------
 
