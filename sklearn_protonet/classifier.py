@@ -96,7 +96,11 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         - an *unfitted* ``EpisodicTrainer`` (or transformer): ``fit`` first
           meta-trains (fits) a clone of it on ``(X, y)``, then computes the
           prototypes. This lets ``GridSearchCV`` tune ``encoder__lr``,
-          ``encoder__max_epochs``...
+          ``encoder__max_epochs``... If that meta-training is interrupted
+          (Ctrl-C, ``KeyboardInterrupt``), ``fit`` re-raises it and the
+          classifier is left unfitted, whereas a bare trainer's ``fit``
+          keeps skorch's behaviour (it returns the net trained so far, with
+          ``interrupted_=True``); ``EarlyStopping`` is not an interruption.
     metric : {"sqeuclidean", "euclidean", "cosine", "mahalanobis", \
 "gaussian"}, default="sqeuclidean"
         Distance between embeddings and prototypes; squared Euclidean is the
@@ -283,7 +287,26 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             )
         if _is_fitted(encoder):
             return encoder
-        return clone(encoder).fit(X, y)
+        fitted = clone(encoder).fit(X, y)
+        if getattr(fitted, "interrupted_", False) is True:
+            self._refuse_interrupted(fitted)
+        return fitted
+
+    def _refuse_interrupted(self, trainer) -> None:
+        """skorch swallows Ctrl-C and returns a partly trained net; a
+        classifier on it would look fitted. Forget this fit and re-raise."""
+        for name in [
+            k for k in vars(self) if k.endswith("_") and not k.startswith("_")
+        ]:
+            delattr(self, name)
+        epochs = len(getattr(trainer, "history_", []))
+        raise KeyboardInterrupt(
+            f"The encoder's meta-training was interrupted at epoch {epochs} of "
+            f"{trainer.max_epochs}, so the classifier is not fitted. To use a "
+            "partly trained encoder, fit the trainer yourself (trainer.fit(X, y) "
+            "keeps skorch's behaviour: it returns the net trained so far) and "
+            "pass the fitted trainer as the encoder."
+        )
 
     def _adapt_encoder(self, X: np.ndarray, codes: np.ndarray):
         """The adapted copy of the encoder's module (fine_tune_steps > 0)."""

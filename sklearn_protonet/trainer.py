@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
 from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 from torch import nn
@@ -49,6 +49,15 @@ from .episodes import (
 from .runtime import freed_memory_kept
 
 __all__ = ["EpisodicTrainer"]
+
+
+def _is_early_stop(error: KeyboardInterrupt) -> bool:
+    """Whether skorch's ``EarlyStopping`` raised ``error`` to end training."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = None if tb is None else tb.tb_frame
+    return frame is not None and isinstance(frame.f_locals.get("self"), EarlyStopping)
 
 
 class EpisodicTrainer(NeuralNet):
@@ -131,6 +140,11 @@ default="sqeuclidean"
         (episodic, on held-out classes), ``dur``.
     seed_ : int
         The seed drawn from ``random_state`` at initialisation.
+    interrupted_ : bool
+        Whether the last ``fit`` / ``partial_fit`` was interrupted
+        (``KeyboardInterrupt``, Ctrl-C): skorch then returns the partly
+        trained net, as with any skorch net. ``EarlyStopping`` is not an
+        interruption.
 
     Examples
     --------
@@ -327,6 +341,22 @@ default="sqeuclidean"
                 materialize(self.module_, as_episode_dataset(dataset).X, self.seed_)
                 self.initialize_optimizer()
             return super().partial_fit(dataset, None, classes, **fit_params)
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop, recording an interruption in ``interrupted_``.
+
+        skorch ends training quietly on ``KeyboardInterrupt`` (Ctrl-C, or
+        ``EarlyStopping``'s way of stopping), and so does this trainer; it
+        also records whether the stop was an interruption (anything but
+        ``EarlyStopping``), which
+        :class:`~sklearn_protonet.PrototypicalClassifier` refuses to build on.
+        """
+        self.interrupted_ = False
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt as error:
+            self.interrupted_ = not _is_early_stop(error)
+            raise
 
     def fit(self, X, y=None, **fit_params):
         """Meta-train the encoder on labelled samples of the base classes.
