@@ -17,6 +17,7 @@ from skorch import NeuralNet
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
+from ._rng import seeded_global
 from .runtime import freed_memory_kept
 
 __all__ = [
@@ -79,8 +80,7 @@ def materialize(module: nn.Module, example: torch.Tensor, seed: int) -> None:
     The dry run draws the initial weights; seeding it makes a lazy encoder
     as reproducible as an eager one.
     """
-    with torch.random.fork_rng(devices=[]), eval_mode(module), torch.no_grad():
-        torch.manual_seed(seed)
+    with seeded_global(seed), eval_mode(module), torch.no_grad():
         module(example[:1].to(module_device(module)))
 
 

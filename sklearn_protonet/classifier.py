@@ -16,7 +16,6 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
-    check_random_state,
     validate_data,
 )
 from torch import nn
@@ -37,6 +36,7 @@ from ._numerics import (
     scaled_distances,
     stable_prototypes,
 )
+from ._rng import draw_seed
 from .covariance import (
     VARIANCE_METRICS,
     ShrunkCovariance,
@@ -328,7 +328,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                 "width) images."
             )
         device = resolve_device(module, self.device)
-        seed = check_random_state(self.random_state).randint(2**31 - 1)
+        seed = draw_seed(self.random_state)  # NumPy's global state untouched
         return adaptation.adapt_encoder(
             module,
             as_tensor(X).reshape(len(X), *shape).to(device),
