@@ -27,6 +27,7 @@ __all__ = [
     "iter_embeddings",
     "materialize",
     "module_device",
+    "one_thread",
     "resolve_device",
 ]
 
@@ -60,6 +61,27 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
                 del _EVAL_USERS[id(module)]
                 for m, training in users[1]:
                     m.training = training
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch computes on one intra-op thread in this block (this thread's
+    setting, restored after).
+
+    For memory-bound arithmetic on small chunks (the identity encoder's
+    distances) extra threads gain nothing, and on a machine whose cores are
+    busy each parallel region waits for a descheduled thread:
+    ``benchmarks/identity_busy.py`` measured 5x slower with 2 threads.
+    """
+    previous = torch.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def module_device(module: nn.Module) -> torch.device:

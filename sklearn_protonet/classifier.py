@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -26,6 +27,7 @@ from ._encoders import (
     has_lazy_parameters,
     iter_embeddings,
     materialize,
+    one_thread,
     resolve_device,
 )
 from ._inputs import as_tensor, numeric_input
@@ -380,15 +382,17 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         for start in range(0, len(X), self.batch_size):
             chunk = X[start : start + self.batch_size]
             if self.encoder_ is None:
-                yield as_tensor(chunk.reshape(len(chunk), -1)).to(device)
+                # float64 chunk by chunk: X itself is never copied whole.
+                yield as_tensor(chunk.reshape(len(chunk), -1)).to(device, torch.float64)
             else:
                 embedded = np.asarray(self.encoder_.transform(chunk))
                 yield as_tensor(embedded).to(device)
 
     def _check_input(self, X, *, reset: bool, y=None):
-        # Modules compute in float32; the identity keeps float64 so it agrees
-        # with NearestCentroid to the last digit.
-        dtype = np.float64 if self.encoder is None else np.float32
+        # Modules compute in float32; the identity computes in float64 so it
+        # agrees with NearestCentroid to the last digit, converting float32
+        # chunk by chunk (no float64 copy of all of X).
+        dtype = (np.float64, np.float32) if self.encoder is None else np.float32
         kwargs = dict(dtype=dtype, allow_nd=True, reset=reset)
         with numeric_input("X"):
             if y is None:
@@ -469,9 +473,21 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         # Prototypes are averaged in float64 so weights and repeats agree exactly.
         if self.encoder_ is None:  # the rows are the embeddings: no copy
             device = resolve_device(None, self.device)
-            embeddings = as_tensor(X.reshape(len(X), -1)).to(device)
+            embeddings = as_tensor(X.reshape(len(X), -1)).to(device, torch.float64)
         else:
             embeddings = torch.cat(list(self._iter_embeddings(X))).double()
+        with self._threads():
+            self._set_prototypes(embeddings, codes, weights, sample_weight)
+        return self
+
+    def _threads(self):
+        """One torch thread for the identity's memory-bound arithmetic:
+        more only contend for a busy machine's cores (5x slower with one core
+        busy, benchmarks/identity_busy.py)."""
+        return one_thread() if self.encoder_ is None else nullcontext()
+
+    def _set_prototypes(self, embeddings, codes, weights, sample_weight) -> None:
+        """Prototypes (and precisions) of the support set's embeddings."""
         device = embeddings.device
         weights = None if sample_weight is None else as_tensor(weights).to(device)
         mean = support_mean(self.normalization, embeddings, weights)
@@ -499,7 +515,6 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                 "Scale the inputs (e.g. StandardScaler) before the classifier."
             )
         self.prototypes_ = prototypes.cpu().numpy()
-        return self
 
     def _iter_normalized(self, X: np.ndarray) -> Iterator[torch.Tensor]:
         """Embeddings of validated ``X``, normalised as the support set was."""
@@ -543,8 +558,9 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
     def _per_chunk(self, X, reduce) -> np.ndarray:
         """``reduce(d, factor)`` applied to each chunk's distances, in one array."""
         X = self._check_predict_input(X)
-        chunks = (reduce(*pair).cpu().numpy() for pair in self._iter_distances(X))
-        return _fill(chunks, len(X))
+        with self._threads():
+            chunks = (reduce(*pair).cpu().numpy() for pair in self._iter_distances(X))
+            return _fill(chunks, len(X))
 
     def decision_function(self, X) -> np.ndarray:
         """Negative distances to the prototypes, divided by ``temperature``.
@@ -627,4 +643,6 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             Normalised as set by ``normalization``.
         """
         X = self._check_predict_input(X)
-        return _fill((e.cpu().numpy() for e in self._iter_normalized(X)), len(X))
+        with self._threads():
+            chunks = (e.cpu().numpy() for e in self._iter_normalized(X))
+            return _fill(chunks, len(X))
