@@ -71,7 +71,7 @@ def one_thread() -> Iterator[None]:
     For memory-bound arithmetic on small chunks (the identity encoder's
     distances) extra threads gain nothing, and on a machine whose cores are
     busy each parallel region waits for a descheduled thread:
-    ``benchmarks/identity_busy.py`` measured 5x slower with 2 threads.
+    several times slower (``benchmarks/identity_busy.py``).
     """
     previous = torch.get_num_threads()
     if previous == 1:

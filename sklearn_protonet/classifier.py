@@ -482,8 +482,8 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
 
     def _threads(self):
         """One torch thread for the identity's memory-bound arithmetic:
-        more only contend for a busy machine's cores (5x slower with one core
-        busy, benchmarks/identity_busy.py)."""
+        more only contend for a busy machine's cores
+        (benchmarks/identity_busy.py)."""
         return one_thread() if self.encoder_ is None else nullcontext()
 
     def _set_prototypes(self, embeddings, codes, weights, sample_weight) -> None:
