@@ -21,6 +21,7 @@ from .distances import pairwise_distances
 __all__ = [
     "check_finite_embeddings",
     "check_finite_loss",
+    "check_finite_weights",
     "decision",
     "logits",
     "scaled_distances",
@@ -52,6 +53,20 @@ def check_finite_loss(loss: torch.Tensor, epoch: int, batch: int, lr) -> None:
             f"the encoder (lr={lr}): lower it (the paper uses 1e-3), or check "
             "the training data for extreme or non-finite values."
         )
+
+
+def check_finite_weights(module: torch.nn.Module, epoch: int, lr) -> None:
+    """Stop a meta-training that ends with non-finite weights (a last step
+    whose loss was finite but whose update was not)."""
+    tensors = [*module.named_parameters(), *module.named_buffers()]
+    for name, tensor in tensors:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise FloatingPointError(
+                f"Meta-training diverged: the encoder's {name} holds NaN or "
+                f"infinite values after epoch {epoch}. The likely cause is a "
+                f"learning rate too high for the encoder (lr={lr}): lower it "
+                "(the paper uses 1e-3)."
+            )
 
 
 def stable_prototypes(function, embeddings: torch.Tensor, *args, **kwargs):

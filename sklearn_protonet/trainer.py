@@ -36,7 +36,7 @@ from ._encoders import (
     module_device,
 )
 from ._inputs import as_tensor, check_samples
-from ._numerics import check_finite_loss
+from ._numerics import check_finite_loss, check_finite_weights
 from ._rng import seeded_global, training_generators, uses_global_rng
 from .callbacks import EpisodeAccuracy
 from .distances import METRICS, episode_logits
@@ -346,7 +346,9 @@ default="sqeuclidean"
             if has_lazy_parameters(self.module_):
                 materialize(self.module_, as_episode_dataset(dataset).X, self.seed_)
                 self.initialize_optimizer()
-            return super().partial_fit(dataset, None, classes, **fit_params)
+            super().partial_fit(dataset, None, classes, **fit_params)
+        check_finite_weights(self.module_, len(self.history), self.lr)
+        return self
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop, recording an interruption in ``interrupted_``.

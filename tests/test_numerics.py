@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 
 from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet.modules import MLP
@@ -36,6 +37,23 @@ def test_diverged_meta_training_stops_naming_the_epoch(through_classifier):
             trainer.fit(X, Y)
     assert "learning rate too high" in str(info.value)
     assert "lr=1000000000000.0" in str(info.value)
+
+
+class _PoisonWeights(Callback):
+    """The last update makes a weight NaN, though every loss was finite."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == net.max_epochs:
+            with torch.no_grad():
+                net.module_.layers[0].bias[0] = float("nan")
+
+
+def test_non_finite_weights_after_training_stop_it():
+    trainer = tiny_trainer(max_epochs=2, callbacks=[_PoisonWeights()])
+    with pytest.raises(
+        FloatingPointError, match=r"layers.0.bias holds NaN .*after epoch 2"
+    ):
+        trainer.fit(X, Y)
 
 
 def _nan_module():
