@@ -78,7 +78,11 @@ def stable_prototypes(function, embeddings: torch.Tensor, *args, **kwargs):
     scale = embeddings.abs().max()
     if not bool(torch.isfinite(scale)) or scale == 0:
         return prototypes
-    return function(embeddings / scale, *args, **kwargs) * scale
+    labels, n_classes, *rest = args
+    weights = rest[0] if rest else None
+    if weights is not None:  # a weighted mean does not change with the weights' scale
+        weights = weights / weights.max()
+    return function(embeddings / scale, labels, n_classes, weights, **kwargs) * scale
 
 
 def scaled_distances(

@@ -128,3 +128,19 @@ def test_identity_inputs_at_the_float64_limit():
     np.testing.assert_array_equal(
         clf.decision_function(X_), [-np.inf, -np.inf, np.inf, np.inf]
     )
+
+
+@pytest.mark.parametrize("normalization", [None, "l2", "cl2n"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_extreme_inputs_and_weights_with_normalization(normalization, weighted):
+    """Inputs near float64's limit (and huge sample weights) give the
+    predictions of the same inputs at a moderate scale."""
+    weights = np.linspace(1e300, 1.7e308, len(X)) if weighted else None
+    reference = PrototypicalClassifier(normalization=normalization)
+    reference.fit(X, Y, sample_weight=None if weights is None else weights / 1e300)
+    clf = PrototypicalClassifier(normalization=normalization)
+    clf.fit(X * 1e307, Y, sample_weight=weights)
+    assert np.isfinite(clf.prototypes_).all()
+    proba = clf.predict_proba(X * 1e307)
+    assert not np.isnan(proba).any()
+    np.testing.assert_array_equal(clf.predict(X * 1e307), reference.predict(X))
