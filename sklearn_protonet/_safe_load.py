@@ -64,8 +64,9 @@ class _Checker:
             return default
         try:
             return json.loads(self.metadata[field])
-        except (TypeError, ValueError) as error:  # JSONDecodeError is a ValueError
-            raise self.fail(field, f"not JSON ({error})") from None
+        except (TypeError, ValueError, RecursionError) as error:
+            # JSONDecodeError is a ValueError; nesting bombs recurse too deep.
+            raise self.fail(field, f"not JSON ({type(error).__name__})") from None
 
     def integer(self, field: str, value, low: int = 1) -> int:
         if isinstance(value, bool) or not isinstance(value, Integral) or value < low:

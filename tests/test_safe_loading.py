@@ -188,7 +188,8 @@ def test_valid_files_load(valid):
 
 JUNK = ["", "null", "[]", "{}", "1e308", "-1", "0", '"x"', "[1e9, 1e9]", "{oops",
         json.dumps({"dtype": "<U9999999999", "values": None}), "[[1]]", "true",
-        "NaN", "9" * 400]  # fmt: skip
+        "NaN", "9" * 400, "9" * 5000, "[" * 100_000 + "]" * 100_000,
+        '{"a": ' * 50_000 + "1" + "}" * 50_000]  # fmt: skip
 
 
 @pytest.mark.parametrize(
