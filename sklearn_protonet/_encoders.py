@@ -17,6 +17,7 @@ from skorch import NeuralNet
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
+from ._rng import seeded_global
 from .runtime import freed_memory_kept
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "iter_embeddings",
     "materialize",
     "module_device",
+    "one_thread",
     "resolve_device",
 ]
 
@@ -61,6 +63,27 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
                     m.training = training
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch computes on one intra-op thread in this block (this thread's
+    setting, restored after).
+
+    For memory-bound arithmetic on small chunks (the identity encoder's
+    distances) extra threads gain nothing, and on a machine whose cores are
+    busy each parallel region waits for a descheduled thread:
+    several times slower (``benchmarks/identity_busy.py``).
+    """
+    previous = torch.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def module_device(module: nn.Module) -> torch.device:
     """The device of a module's first parameter or buffer (CPU if it has none)."""
     for tensor in [*module.parameters(), *module.buffers()]:
@@ -79,8 +102,7 @@ def materialize(module: nn.Module, example: torch.Tensor, seed: int) -> None:
     The dry run draws the initial weights; seeding it makes a lazy encoder
     as reproducible as an eager one.
     """
-    with torch.random.fork_rng(devices=[]), eval_mode(module), torch.no_grad():
-        torch.manual_seed(seed)
+    with seeded_global(seed), eval_mode(module), torch.no_grad():
         module(example[:1].to(module_device(module)))
 
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
 
+from ._rng import seeded_global, training_generators, uses_global_rng
 from .distances import class_prototypes, pairwise_distances
 from .modules import Conv4, RandomShift
 
@@ -166,9 +167,10 @@ def adapt_encoder(
     split = _split(adapted, trainable)
     prefix, rest = split if split is not None else (nn.Identity(), adapted)
     shift = RandomShift(images.shape[1:], max_shift).train()
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)  # RandomShift draws from the global generator
+    # RandomShift draws from this fit's own generator; a module drawing from
+    # torch's global one is trained seeded and one at a time (_rng).
+    shared = seeded_global(seed) if uses_global_rng(adapted) else nullcontext()
+    with shared, training_generators(seed):
         # One pass over each view re-estimates BatchNorm and computes the
         # frozen prefix's outputs, reused by every step.
         inputs = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -17,7 +18,6 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
-    check_random_state,
     validate_data,
 )
 from torch import nn
@@ -28,16 +28,25 @@ from ._encoders import (
     has_lazy_parameters,
     iter_embeddings,
     materialize,
+    one_thread,
     resolve_device,
 )
 from ._inputs import as_tensor, numeric_input
+from ._numerics import (
+    check_finite_embeddings,
+    decision,
+    logits,
+    scaled_distances,
+    stable_prototypes,
+)
+from ._rng import draw_seed
 from .covariance import (
     VARIANCE_METRICS,
     ShrunkCovariance,
     class_precisions,
     variance_distances,
 )
-from .distances import METRICS, class_prototypes, pairwise_distances
+from .distances import METRICS, class_prototypes
 from .normalization import NORMALIZATIONS, normalize, support_mean
 from .precision import INFERENCE_DTYPES, inference_module
 
@@ -90,7 +99,11 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         - an *unfitted* ``EpisodicTrainer`` (or transformer): ``fit`` first
           meta-trains (fits) a clone of it on ``(X, y)``, then computes the
           prototypes. This lets ``GridSearchCV`` tune ``encoder__lr``,
-          ``encoder__max_epochs``...
+          ``encoder__max_epochs``... If that meta-training is interrupted
+          (Ctrl-C, ``KeyboardInterrupt``), ``fit`` re-raises it and the
+          classifier is left unfitted, whereas a bare trainer's ``fit``
+          keeps skorch's behaviour (it returns the net trained so far, with
+          ``interrupted_=True``); ``EarlyStopping`` is not an interruption.
     metric : {"sqeuclidean", "euclidean", "cosine", "mahalanobis", \
 "gaussian"}, default="sqeuclidean"
         Distance between embeddings and prototypes; squared Euclidean is the
@@ -329,7 +342,26 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             )
         if _is_fitted(encoder):
             return encoder
-        return clone(encoder).fit(X, y)
+        fitted = clone(encoder).fit(X, y)
+        if getattr(fitted, "interrupted_", False) is True:
+            self._refuse_interrupted(fitted)
+        return fitted
+
+    def _refuse_interrupted(self, trainer) -> None:
+        """skorch swallows Ctrl-C and returns a partly trained net; a
+        classifier on it would look fitted. Forget this fit and re-raise."""
+        for name in [
+            k for k in vars(self) if k.endswith("_") and not k.startswith("_")
+        ]:
+            delattr(self, name)
+        epochs = len(getattr(trainer, "history_", []))
+        raise KeyboardInterrupt(
+            f"The encoder's meta-training was interrupted at epoch {epochs} of "
+            f"{trainer.max_epochs}, so the classifier is not fitted. To use a "
+            "partly trained encoder, fit the trainer yourself (trainer.fit(X, y) "
+            "keeps skorch's behaviour: it returns the net trained so far) and "
+            "pass the fitted trainer as the encoder."
+        )
 
     def _adapt_encoder(self, X: np.ndarray, codes: np.ndarray):
         """The adapted copy of the encoder's module (fine_tune_steps > 0)."""
@@ -351,7 +383,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                 "width) images."
             )
         device = resolve_device(module, self.device)
-        seed = check_random_state(self.random_state).randint(2**31 - 1)
+        seed = draw_seed(self.random_state)  # NumPy's global state untouched
         return adaptation.adapt_encoder(
             module,
             as_tensor(X).reshape(len(X), *shape).to(device),
@@ -383,7 +415,15 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         )
 
     def _iter_embeddings(self, X: np.ndarray) -> Iterator[torch.Tensor]:
-        """Embeddings of X in chunks of ``batch_size`` rows."""
+        """Embeddings of X in chunks of ``batch_size`` rows, checked finite."""
+        start = 0
+        for chunk in self._embed_chunks(X):
+            if self.encoder_ is not None:  # the identity's rows were validated
+                check_finite_embeddings(chunk, start, "X")
+            start += len(chunk)
+            yield chunk
+
+    def _embed_chunks(self, X: np.ndarray) -> Iterator[torch.Tensor]:
         own = encoder_module(self.encoder_)
         device = resolve_device(own, self.device)
         # None: float32, or a classifier pickled before inference_dtype.
@@ -395,15 +435,17 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         for start in range(0, len(X), self.batch_size):
             chunk = X[start : start + self.batch_size]
             if self.encoder_ is None:
-                yield as_tensor(chunk.reshape(len(chunk), -1)).to(device)
+                # float64 chunk by chunk: X itself is never copied whole.
+                yield as_tensor(chunk.reshape(len(chunk), -1)).to(device, torch.float64)
             else:
                 embedded = np.asarray(self.encoder_.transform(chunk))
                 yield as_tensor(embedded).to(device)
 
     def _check_input(self, X, *, reset: bool, y=None):
-        # Modules compute in float32; the identity keeps float64 so it agrees
-        # with NearestCentroid to the last digit.
-        dtype = np.float64 if self.encoder is None else np.float32
+        # Modules compute in float32; the identity computes in float64 so it
+        # agrees with NearestCentroid to the last digit, converting float32
+        # chunk by chunk (no float64 copy of all of X).
+        dtype = (np.float64, np.float32) if self.encoder is None else np.float32
         kwargs = dict(dtype=dtype, allow_nd=True, reset=reset)
         with numeric_input("X"):
             if y is None:
@@ -494,18 +536,29 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             self.encoder_ = self._adapt_encoder(X_labeled, codes)
         self.inference_module_ = self._inference_module(X)
         # Prototypes are averaged in float64 so weights and repeats agree exactly.
-        if self.encoder_ is None:  # the rows are the embeddings: no copy
-            device = resolve_device(None, self.device)
-            embeddings = as_tensor(X.reshape(len(X), -1)).to(device)
-        else:
-            embeddings = torch.cat(list(self._iter_embeddings(X))).double()
+        embeddings = self._support_embeddings(X)
+        with self._threads():
+            self._set_prototypes(embeddings, codes, weights, sample_weight, labeled)
+        return self
+
+    def _threads(self):
+        """One torch thread for the identity's memory-bound arithmetic:
+        more only contend for a busy machine's cores
+        (benchmarks/identity_busy.py)."""
+        return one_thread() if self.encoder_ is None else nullcontext()
+
+    def _set_prototypes(
+        self, embeddings, codes, weights, sample_weight, labeled
+    ) -> None:
+        """Prototypes (and precisions) of the support set's embeddings; rows
+        not ``labeled`` refine them (semi-supervised)."""
         device = embeddings.device
         weights = None if sample_weight is None else as_tensor(weights).to(device)
         mean = support_mean(self.normalization, embeddings, weights)
         self.embedding_mean_ = None if mean is None else mean.cpu().numpy()
         normalized = normalize(self.normalization, embeddings, mean)
         rows, free_rows, free_weights = normalized, normalized[:0], None
-        if unlabeled.any():  # (indexing copies: only when there is a split)
+        if not labeled.all():  # (indexing copies: only when there is a split)
             labeled_t = as_tensor(labeled).to(device)
             rows, free_rows = normalized[labeled_t], normalized[~labeled_t]
             if weights is not None:
@@ -524,9 +577,16 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             if shrinkage is not None:
                 self.shrinkage_ = shrinkage.cpu().numpy()
         else:
-            prototypes = class_prototypes(*args)
+            # Rescaled if the class sums overflow (inputs near float64's limit).
+            prototypes = stable_prototypes(class_prototypes, *args)
+        if not bool(torch.isfinite(prototypes).all()):
+            raise ValueError(
+                f"The prototypes of metric={self.metric!r} are not finite: the "
+                "support set's embeddings are too large for float64 arithmetic. "
+                "Scale the inputs (e.g. StandardScaler) before the classifier."
+            )
         self.prototypes_ = prototypes.cpu().numpy()
-        # -- issue 14: running sums, unlabeled rows, rejection threshold --
+        # Running sums (partial_fit), unlabeled rows, rejection threshold.
         self._fit_sums(args, free_rows, free_weights)
         return self
 
@@ -726,7 +786,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         """Embeddings of validated support rows, in float64."""
         if self.encoder_ is None:  # the rows are the embeddings: no copy
             device = resolve_device(None, self.device)
-            return as_tensor(X.reshape(len(X), -1)).to(device)
+            return as_tensor(X.reshape(len(X), -1)).to(device, torch.float64)
         return torch.cat(list(self._iter_embeddings(X))).double()
 
     def _iter_normalized(self, X: np.ndarray) -> Iterator[torch.Tensor]:
@@ -745,24 +805,35 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             )
         return X
 
-    def _iter_distances(self, X: np.ndarray) -> Iterator[torch.Tensor]:
-        """Distances of validated ``X`` to the prototypes, chunk by chunk."""
+    def _iter_distances(self, X: np.ndarray) -> Iterator[tuple[torch.Tensor, float]]:
+        """Distances of validated ``X`` to the prototypes, chunk by chunk, as
+        ``(d, factor)``: the true distances are ``d * factor`` (factor 1
+        unless they overflow float64, see ``_numerics.scaled_distances``)."""
         prototypes = None
         for embeddings in self._iter_normalized(X):
             if prototypes is None:
                 prototypes = as_tensor(self.prototypes_).to(embeddings.device)
             if self.metric in VARIANCE_METRICS:
                 precisions = as_tensor(self.precisions_).to(embeddings.device)
-                yield variance_distances(
+                distances = variance_distances(
                     self.metric, embeddings.double(), prototypes, precisions
                 )
-            else:
-                yield pairwise_distances(embeddings.double(), prototypes, self.metric)
+                if not bool(torch.isnan(distances).any()):
+                    yield distances, 1.0
+                    continue
+                raise ValueError(
+                    f"metric={self.metric!r} gives NaN distances: the embeddings "
+                    "are too large for float64 arithmetic. Scale the inputs (e.g. "
+                    "StandardScaler) before the classifier."
+                )
+            yield scaled_distances(embeddings.double(), prototypes, self.metric)
 
     def _per_chunk(self, X, reduce) -> np.ndarray:
-        """``reduce`` applied to each chunk's distances, in one array."""
+        """``reduce(d, factor)`` applied to each chunk's distances, in one array."""
         X = self._check_predict_input(X)
-        return _fill((reduce(d).cpu().numpy() for d in self._iter_distances(X)), len(X))
+        with self._threads():
+            chunks = (reduce(*pair).cpu().numpy() for pair in self._iter_distances(X))
+            return _fill(chunks, len(X))
 
     def decision_function(self, X) -> np.ndarray:
         """Negative distances to the prototypes, divided by ``temperature``.
@@ -778,8 +849,8 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             classes, one column as scikit-learn's binary classifiers return
             it: the score of ``classes_[1]`` minus that of ``classes_[0]``.
         """
-        scores = self._per_chunk(X, lambda d: -d / self.temperature)
-        return scores[:, 1] - scores[:, 0] if len(self.classes_) == 2 else scores
+        # Never NaN: -inf at worst, for any temperature and input (_numerics).
+        return self._per_chunk(X, lambda d, f: decision(d, f, self.temperature))
 
     def predict(self, X) -> np.ndarray:
         """The class of the nearest prototype.
@@ -797,7 +868,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         if self.unknown_label is not None:
             return self._predict_open_set(X)
         # Chunks first: they check fitting (NotFittedError, not AttributeError).
-        nearest = self._per_chunk(X, lambda d: d.argmin(1))
+        nearest = self._per_chunk(X, lambda d, f: d.argmin(1))
         return self.classes_[nearest]
 
     # -- issue 14: open-set rejection (open_set.py) ---------------------------
@@ -844,7 +915,9 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        return self._per_chunk(X, lambda d: torch.log_softmax(-d / self.temperature, 1))
+        return self._per_chunk(
+            X, lambda d, f: torch.log_softmax(logits(d, f, self.temperature), 1)
+        )
 
     def predict_proba(self, X) -> np.ndarray:
         """Softmax over negative distances to the prototypes (eq. 2).
@@ -858,7 +931,10 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, n_classes)
             Rows sum to 1; columns follow ``classes_``.
         """
-        return self._per_chunk(X, lambda d: torch.softmax(-d / self.temperature, 1))
+        # Stable for any temperature > 0 (1e-310 included): see _numerics.
+        return self._per_chunk(
+            X, lambda d, f: torch.softmax(logits(d, f, self.temperature), 1)
+        )
 
     def fit_transform(self, X, y, sample_weight=None) -> np.ndarray:
         """``fit(X, y)``, then the embeddings of ``X``."""
@@ -877,4 +953,6 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             Normalised as set by ``normalization``.
         """
         X = self._check_predict_input(X)
-        return _fill((e.cpu().numpy() for e in self._iter_normalized(X)), len(X))
+        with self._threads():
+            chunks = (e.cpu().numpy() for e in self._iter_normalized(X))
+            return _fill(chunks, len(X))

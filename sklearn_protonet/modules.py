@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from . import _rng
+
 __all__ = ["Conv4", "MLP", "RandomShift"]
 
 
@@ -131,6 +133,22 @@ class Conv4(nn.Module):
         return self.encoder(self.as_images(X)).flatten(start_dim=1)
 
 
+class _Dropout(nn.Dropout):
+    """``nn.Dropout`` drawing from the fit's own generator while a trainer
+    trains (:mod:`sklearn_protonet._rng`), torch's global one otherwise."""
+
+    draws_from_owned_generator = True
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        generator = _rng.generator(X.device) if self.training and self.p > 0 else None
+        if generator is None:
+            return super().forward(X)
+        if self.p >= 1:
+            return X * 0.0
+        keep = torch.empty_like(X).bernoulli_(1 - self.p, generator=generator)
+        return X * keep / (1 - self.p)
+
+
 class MLP(nn.Module):
     """A multi-layer perceptron encoder for tabular data.
 
@@ -171,7 +189,7 @@ class MLP(nn.Module):
             layers.append(
                 nn.LazyLinear(size) if width is None else nn.Linear(width, size)
             )
-            layers += [nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.ReLU(), _Dropout(dropout)]
             width = size
         # No activation on the embedding itself: distances need signed features.
         self.layers = nn.Sequential(*layers[:-2])
@@ -229,7 +247,10 @@ class RandomShift(nn.Module):
         n, _, height, width = images.shape
         s = self.max_shift
         padded = nn.functional.pad(images, (s, s, s, s))
-        dy, dx = torch.randint(0, 2 * s + 1, (2, n, 1), device=X.device)
+        generator = _rng.generator(X.device)  # the trainer's, else global
+        dy, dx = torch.randint(
+            0, 2 * s + 1, (2, n, 1), device=X.device, generator=generator
+        )
         rows = (torch.arange(height, device=X.device) + dy)[:, :, None]
         cols = (torch.arange(width, device=X.device) + dx)[:, None, :]
         batch = torch.arange(n, device=X.device)[:, None, None]

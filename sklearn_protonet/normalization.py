@@ -23,6 +23,20 @@ def support_mean(
     """
     if kind != "cl2n":
         return None
+    mean = _mean(embeddings, weights)
+    if bool(torch.isfinite(mean).all()):
+        return mean
+    # The sums overflow (embeddings near float64's limit): a mean is never
+    # larger than the largest value, so compute it on rescaled values.
+    scale = embeddings.abs().max()
+    largest = None if weights is None else weights.max()
+    return (
+        _mean(embeddings / scale, None if weights is None else weights / largest)
+        * scale
+    )
+
+
+def _mean(embeddings: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     if weights is None:
         return embeddings.mean(dim=0)
     weights = weights.to(embeddings.dtype)
@@ -40,4 +54,9 @@ def normalize(
         return embeddings
     if kind == "cl2n":
         embeddings = embeddings - mean.to(embeddings)
+    largest = embeddings.abs().amax(1, keepdim=True)
+    if bool(((largest > 1e150) | ((largest > 0) & (largest < 1e-150))).any()):
+        # Norms that would overflow (or underflow to 0): scale each row to a
+        # largest value of 1 first, which keeps its direction.
+        embeddings = embeddings / torch.where(largest > 0, largest, 1.0)
     return torch.nn.functional.normalize(embeddings, dim=1)

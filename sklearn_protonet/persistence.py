@@ -44,6 +44,7 @@ from torch import nn
 
 from . import __version__
 from ._encoders import encoder_module
+from ._safe_load import check_file, damaged
 from .classifier import PrototypicalClassifier
 from .contracts import InputContract
 from .covariance import VARIANCE_METRICS, ShrunkCovariance
@@ -277,7 +278,10 @@ def load_encoder(path, device: str = "cpu", module: nn.Module | None = None):
         weights do not fit the architecture.
     """
     metadata, tensors = _read(path, "encoder", "save_encoder")
-    spec = _module_spec(metadata, path, "encoder")
+    # Every field checked against the tensors before anything is built.
+    spec = check_file(path, "encoder", metadata, tensors, _BUILDERS)
+    if spec is None:
+        raise damaged(path, "encoder", "module", "an encoder file needs a module")
     if module is None and spec["builder"] in _BUILDERS:
         # Built by the trainer from its class and arguments, so that its
         # parameters (get_params, repr) describe the architecture.
@@ -294,22 +298,6 @@ def load_encoder(path, device: str = "cpu", module: nn.Module | None = None):
         raise ValueError(f"{path} is a damaged encoder file: {error}") from error
     trainer.pretrained_info_ = info
     return FrozenEstimator(trainer)
-
-
-def _module_spec(metadata: dict, path, content: str) -> dict | None:
-    """The file's module description, checked: None (identity) or a dict
-    naming a class and, for a known builder, its constructor arguments."""
-    try:
-        spec = json.loads(metadata["module"])
-        if spec is not None:
-            builder, config = spec["builder"], spec["config"]
-            if not isinstance(spec["class"], str) or builder not in (None, *_BUILDERS):
-                raise ValueError(f"unknown encoder builder {builder!r}")
-            if builder is not None and not isinstance(config, dict):
-                raise ValueError(f"configuration {config!r}")
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{path} is a damaged {content} file: {error!r}") from error
-    return spec
 
 
 # -- classifiers ---------------------------------------------------------------
@@ -462,7 +450,8 @@ def load_classifier(
         damaged or inconsistent, or its weights do not fit ``encoder``.
     """
     metadata, tensors = _read(path, "classifier", "save_classifier")
-    spec = _module_spec(metadata, path, "classifier")
+    # Every field checked against the tensors before anything is built.
+    spec = check_file(path, "classifier", metadata, tensors, _BUILDERS)
     try:
         if spec is not None:
             encoder = _module_for(spec, encoder, path, "encoder")

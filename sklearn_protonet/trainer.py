@@ -11,6 +11,7 @@ learning-rate schedules) is plain skorch.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -23,7 +24,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
 from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 from torch import nn
@@ -35,6 +36,8 @@ from ._encoders import (
     module_device,
 )
 from ._inputs import as_tensor, check_samples
+from ._numerics import check_finite_loss, check_finite_weights
+from ._rng import seeded_global, training_generators, uses_global_rng
 from .callbacks import EpisodeAccuracy
 from .distances import METRICS, episode_logits
 from .episodes import (
@@ -48,6 +51,15 @@ from .episodes import (
 from .runtime import freed_memory_kept
 
 __all__ = ["EpisodicTrainer"]
+
+
+def _is_early_stop(error: KeyboardInterrupt) -> bool:
+    """Whether skorch's ``EarlyStopping`` raised ``error`` to end training."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = None if tb is None else tb.tb_frame
+    return frame is not None and isinstance(frame.f_locals.get("self"), EarlyStopping)
 
 
 class EpisodicTrainer(NeuralNet):
@@ -130,6 +142,11 @@ default="sqeuclidean"
         (episodic, on held-out classes), ``dur``.
     seed_ : int
         The seed drawn from ``random_state`` at initialisation.
+    interrupted_ : bool
+        Whether the last ``fit`` / ``partial_fit`` was interrupted
+        (``KeyboardInterrupt``, Ctrl-C): skorch then returns the partly
+        trained net, as with any skorch net. ``EarlyStopping`` is not an
+        interruption.
 
     Examples
     --------
@@ -258,8 +275,9 @@ default="sqeuclidean"
         # Before building anything (skorch's hook runs at the end, again).
         self._check_scalar_params()
         self.seed_ = int(make_rng(self.random_state).integers(2**31 - 1))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed_)
+        # Initial weights come from torch's global generator: seeded, one
+        # thread at a time, the caller's state restored (_rng).
+        with seeded_global(self.seed_):
             return super().initialize()
 
     def get_dataset(self, X, y=None):
@@ -320,12 +338,33 @@ default="sqeuclidean"
         dataset = self.get_dataset(X, y)
         # freed_memory_kept: each step frees and reallocates activations of
         # tens of MB; malloc keeps them while training (1.5x faster on CPU).
-        with torch.random.fork_rng(devices=[]), freed_memory_kept():
-            torch.manual_seed(self.seed_ + len(self.history))
+        # Dropout and shifts draw from this fit's own generator; modules that
+        # draw from torch's global one train seeded and one at a time (_rng).
+        seed = self.seed_ + len(self.history)
+        shared = seeded_global(seed) if uses_global_rng(self.module_) else nullcontext()
+        with shared, training_generators(seed), freed_memory_kept():
             if has_lazy_parameters(self.module_):
                 materialize(self.module_, as_episode_dataset(dataset).X, self.seed_)
                 self.initialize_optimizer()
-            return super().partial_fit(dataset, None, classes, **fit_params)
+            super().partial_fit(dataset, None, classes, **fit_params)
+        check_finite_weights(self.module_, len(self.history), self.lr)
+        return self
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop, recording an interruption in ``interrupted_``.
+
+        skorch ends training quietly on ``KeyboardInterrupt`` (Ctrl-C, or
+        ``EarlyStopping``'s way of stopping), and so does this trainer; it
+        also records whether the stop was an interruption (anything but
+        ``EarlyStopping``), which
+        :class:`~sklearn_protonet.PrototypicalClassifier` refuses to build on.
+        """
+        self.interrupted_ = False
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt as error:
+            self.interrupted_ = not _is_early_stop(error)
+            raise
 
     def fit(self, X, y=None, **fit_params):
         """Meta-train the encoder on labelled samples of the base classes.
@@ -358,7 +397,13 @@ default="sqeuclidean"
         """Cross-entropy of the queries over the episode's prototypes."""
         y_true = {k: v.to(y_pred.device) for k, v in y_true.items()}
         logits, codes = episode_logits(y_pred, y_true, self.metric)
-        return self.criterion_(logits, codes)
+        loss = self.criterion_(logits, codes)
+        # A diverged run stops here, naming the epoch, instead of recording
+        # NaN losses and ending with NaN weights (issue 11).
+        epoch = len(self.history)
+        batch = len(self.history[-1, "batches"]) if epoch else 0
+        check_finite_loss(loss, epoch, batch, self.lr)
+        return loss
 
     # -- inference ------------------------------------------------------------
 

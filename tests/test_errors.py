@@ -8,6 +8,8 @@ the code.
 
 from __future__ import annotations
 
+import io
+import json
 import runpy
 import tempfile
 from collections.abc import Callable
@@ -21,11 +23,13 @@ import torch
 from PIL import Image
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
+from skorch.callbacks import Callback
 
 from sklearn_protonet import ClassSplit, EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet.datasets import load_image_folder
 from sklearn_protonet.model_selection import EpisodicSplit
 from sklearn_protonet.modules import MLP, Conv4
+from sklearn_protonet.persistence import load_classifier, load_encoder
 from sklearn_protonet.preprocessing import ImageReader
 from sklearn_protonet.pretrained import load_pretrained
 from sklearn_protonet.zero_shot import ZeroShotPrototypicalClassifier
@@ -117,6 +121,61 @@ def _image_folder(*classes: str, sizes=(8,), corrupt=False) -> Path:
     if corrupt:
         (root / classes[0] / "broken.png").write_bytes(b"not a png")
     return root
+
+
+# -- issue 11: non-finite numbers, interruption, tampered files, downloads ----
+
+
+class _Interrupt(Callback):
+    """Ctrl-C at the end of the second epoch."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == 2:
+            raise KeyboardInterrupt
+
+
+def _nan_mlp():
+    module = MLP(in_features=6, hidden_sizes=(4,), out_features=3)
+    with torch.no_grad():
+        module.layers[0].weight.fill_(float("nan"))
+    return module
+
+
+def _tampered(kind: str, **metadata) -> Path:
+    """A classifier (or encoder) file with some metadata fields replaced."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from sklearn_protonet.persistence import save_classifier, save_encoder
+
+    path = Path(tempfile.mkdtemp()) / f"{kind}.safetensors"
+    module = MLP(in_features=6, hidden_sizes=(4,), out_features=3)
+    if kind == "classifier":
+        save_classifier(PrototypicalClassifier(module).fit(X40, Y40), path)
+    else:
+        save_encoder(module, path)
+    with safe_open(str(path), framework="pt") as handle:
+        old = handle.metadata()
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    save_file(tensors, str(path), metadata={**old, **metadata})
+    return path
+
+
+def _spec_with(**config) -> str:
+    spec = {"class": "sklearn_protonet.modules.MLP", "builder": "MLP"}
+    spec["config"] = {"in_features": 6, "hidden_sizes": [4], "out_features": 3,
+                      "dropout": 0.0, **config}  # fmt: skip
+    return json.dumps(spec)
+
+
+def _download_error_page():
+    from unittest import mock
+
+    from sklearn_protonet.datasets import _base, load_omniglot
+
+    page = io.BytesIO(b"<!DOCTYPE html><html>Too many requests</html>")
+    with mock.patch.object(_base, "_open_url", lambda url: page):
+        load_omniglot("train", data_home=tempfile.mkdtemp())
 
 
 ERROR_CASES: list[ErrorCase] = [
@@ -628,6 +687,91 @@ ERROR_CASES: list[ErrorCase] = [
         ValueError,
         r"classes \[7\] in y_support have no metadata row",
         "Add a metadata row for every class of ``y_support``.",
+    ),
+    # -- issue 11: non-finite numbers, interruption, tampered files ---------
+    ErrorCase(
+        "diverged-meta-training",
+        "A meta-training whose loss becomes NaN (a learning rate far too high)",
+        lambda: tiny_trainer(lr=1e12, episodes_per_epoch=20, max_epochs=3).fit(
+            X40, Y40
+        ),
+        FloatingPointError,
+        r"Meta-training diverged: the loss is nan at epoch 1.*learning rate too "
+        r"high for the encoder \(lr=1000000000000.0\): lower it",
+        "Lower ``lr`` (the paper's is 1e-3); check the data for extreme values.",
+    ),
+    ErrorCase(
+        "non-finite-embeddings",
+        "An encoder that returns NaN or infinite embeddings",
+        lambda: PrototypicalClassifier(_nan_mlp()).fit(X40, Y40),
+        ValueError,
+        r"The encoder returned NaN or infinite embeddings for 40 row\(s\) of X "
+        r"\(rows \[0, 1, 2, 3, 4\]\.\.\.\)",
+        "Retrain the encoder with a lower learning rate, or scale the inputs as "
+        "its training data were.",
+    ),
+    ErrorCase(
+        "interrupted-meta-training",
+        "Ctrl-C (``KeyboardInterrupt``) while a classifier meta-trains its encoder",
+        lambda: PrototypicalClassifier(
+            tiny_trainer(max_epochs=5, callbacks=[_Interrupt()])
+        ).fit(X40, Y40),
+        KeyboardInterrupt,
+        r"meta-training was interrupted at epoch 2 of 5, so the classifier is not "
+        r"fitted.*fit the trainer yourself",
+        "Refit; or fit the trainer itself (skorch keeps the partial training) "
+        "and pass the fitted trainer.",
+    ),
+    ErrorCase(
+        "file-huge-label-dtype",
+        "A classifier file whose labels claim a huge dtype (``<U500000000``)",
+        lambda: load_classifier(
+            _tampered(
+                "classifier",
+                classes=json.dumps({"dtype": "<U500000000", "values": list("abcd")}),
+            )
+        ),
+        ValueError,
+        r"is a damaged classifier file: field 'classes.dtype': '<U500000000' "
+        r"does not fit labels",
+        "Do not load the file: it was altered. Save the classifier again.",
+    ),
+    ErrorCase(
+        "file-layer-sizes",
+        "An encoder file whose description claims layers its weights lack",
+        lambda: load_encoder(
+            _tampered("encoder", module=_spec_with(hidden_sizes=[20000, 20000]))
+        ),
+        ValueError,
+        r"is a damaged encoder file: field 'module.config.hidden_sizes': \[20000, "
+        r"20000\] does not match the 4 weight tensors in the file",
+        "Do not load the file: it was altered. Save the encoder again.",
+    ),
+    ErrorCase(
+        "file-not-json",
+        "A file whose metadata field is not JSON",
+        lambda: load_classifier(_tampered("classifier", params="{not json")),
+        ValueError,
+        r"is a damaged classifier file: field 'params': not JSON",
+        "Do not load the file: it was altered. Save the classifier again.",
+    ),
+    ErrorCase(
+        "file-missing-field",
+        "A file lacking a metadata field",
+        lambda: load_encoder(_tampered("encoder", module="null")),
+        ValueError,
+        r"is a damaged encoder file: field 'module': an encoder file needs a module",
+        "Do not load the file: it was altered. Save the encoder again.",
+    ),
+    ErrorCase(
+        "download-checksum",
+        "A download that is not the expected file (an error page, a truncated "
+        "transfer)",
+        _download_error_page,
+        FileNotFoundError,
+        r"is not the expected one: its SHA-256 is .*It was deleted, nothing was "
+        r"kept",
+        "Try again later, or download the files by hand into the data home.",
     ),
 ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
+import secrets
 import tempfile
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 __all__ = [
+    "ChecksumError",
     "atomic_writer",
     "image_bunch",
     "download",
@@ -134,19 +135,70 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     disk and renamed over ``path`` (``os.replace`` is atomic) only when the
     block ends without error; on any error, ``KeyboardInterrupt`` included,
     the temporary file is removed and ``path`` is left as it was.
+
+    Where the system allows it (Linux, ``O_TMPFILE``), the temporary file has
+    no name until it is complete, so even a process killed mid-write
+    (``SIGKILL``, a power cut) leaves nothing behind: the kernel frees the
+    unnamed file. Elsewhere it is a named ``.<name>.*.part`` file, removed
+    on every error the process survives.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    path = Path(path)
+    fd, tmp = _unnamed_file(path.parent), None
+    if fd is None:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".part", dir=path.parent
+        )
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
+            os.fchmod(handle.fileno(), 0o644)
+            if tmp is None:  # name it only now, complete, to rename it over path
+                tmp = _name_unnamed(handle.fileno(), path)
         os.replace(tmp, path)
+        tmp = None
+        _fsync_folder(path.parent)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
+
+
+def _unnamed_file(folder: Path) -> int | None:
+    """A file descriptor of an unnamed file in ``folder`` (``O_TMPFILE``), or
+    None where the system or file system has none."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(folder, flag | os.O_WRONLY, 0o600)
+    except OSError:  # not supported by this file system
+        return None
+
+
+def _name_unnamed(fd: int, path: Path) -> str:
+    """Give the unnamed file ``fd`` a temporary name beside ``path``."""
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        # linkat(AT_SYMLINK_FOLLOW) through /proc: os.link uses linkat only
+        # with a dir_fd (plain link() does not follow the magic link).
+        os.link(f"/proc/self/fd/{fd}", tmp.name, dst_dir_fd=folder)
+    finally:
+        os.close(folder)
+    return str(tmp)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable (best effort: not every system can)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _open_url(url: str) -> IO[bytes]:
@@ -154,12 +206,43 @@ def _open_url(url: str) -> IO[bytes]:
     return urllib.request.urlopen(url, timeout=60)
 
 
-def download(url: str, dest: Path) -> None:
-    """Download ``url`` to ``dest`` atomically (an interrupted download never
-    leaves a truncated file under the final name)."""
+class ChecksumError(OSError):
+    """A download's content is not the expected file (its SHA-256 differs)."""
+
+
+def download(url: str, dest: Path, checksum: str | None = None) -> None:
+    """Download ``url`` to ``dest`` atomically, checking its SHA-256.
+
+    An interrupted download never leaves a truncated file under the final
+    name, and a download whose SHA-256 is not ``checksum`` (an error page
+    served with status 200, a truncated or altered file) is deleted and
+    raises :class:`ChecksumError`. Folders this call created are removed
+    again when it fails, so a failed download leaves nothing behind.
+    """
+    dest = Path(dest)
+    created = [p for p in [dest.parent, *dest.parent.parents] if not p.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_writer(dest) as out, _open_url(url) as response:
-        shutil.copyfileobj(response, out, length=1 << 20)
+    try:
+        digest, size, head = hashlib.sha256(), 0, b""
+        with atomic_writer(dest) as out, _open_url(url) as response:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+                head, size = head or block[:60], size + len(block)
+            if checksum is not None and digest.hexdigest() != checksum:
+                raise ChecksumError(
+                    f"the file downloaded from {url} is not the expected one: "
+                    f"its SHA-256 is {digest.hexdigest()}, not {checksum} "
+                    f"({size} bytes, starting with {head[:40]!r}; an error page "
+                    "or a truncated transfer?). It was deleted, nothing was "
+                    f"kept at {dest}; try again later, or download the file "
+                    "by hand and put it there."
+                )
+    except BaseException:
+        for folder in created:  # deepest first; only the empty ones go
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def sha256(paths: Sequence[Path]) -> str:

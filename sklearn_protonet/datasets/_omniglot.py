@@ -56,6 +56,21 @@ _SPLIT_URL = (
     "data/omniglot/splits/vinyals/{}.txt"
 )
 
+# The SHA-256 of every file a download fetches: a download whose content
+# differs (an error page, a truncated transfer) is deleted, never kept.
+_SHA256 = {
+    "images_background.zip": (
+        "2a854eb0e6b18622816595088f56955117f0ab45b51a725ff4b2ec00fb99838d"
+    ),
+    "images_evaluation.zip": (
+        "e2b3fe1211f8cd16064cd1aa93b6840ef4e724062311c34534b30e0fe25d30d9"
+    ),
+    "test.txt": "845264cc5c156180828ccf17915668b17ee21424d0170df6e7d81676aa5d1204",
+    "train.txt": "984522c194c30fb678ce53304a160a42faf5403ad4f9a67010f32dd3a35738e0",
+    "trainval.txt": "5276ae50c755596d0bff7f2284e85625695549a85ee6e36b6491ad1e5d1cc26a",
+    "val.txt": "11f99e54faee3e26f53d3231c1cceac5bf7b8730e9be31cb6dab256551dc0c1a",
+}
+
 # Bump whenever the content or layout of the cache file changes.
 _CACHE_VERSION = 1
 
@@ -118,7 +133,7 @@ def _ensure_files(root: Path, subset: str, download_if_missing: bool) -> None:
         raise not_found("download_if_missing=False, so nothing was downloaded.")
     for rel in missing:
         try:
-            download(required[rel], root / rel)
+            download(required[rel], root / rel, _SHA256[Path(rel).name])
         except OSError as exc:  # urllib.error.URLError is an OSError too
             raise not_found(
                 f"Downloading {required[rel]} to {root / rel} failed: {exc}"

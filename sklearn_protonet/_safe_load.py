@@ -1,0 +1,369 @@
+"""Checks of a saved file's metadata against its tensors, before anything is built.
+
+:mod:`~sklearn_protonet.persistence` reads files that may come from anyone.
+safetensors guarantees that reading runs no code; this module guarantees the
+rest: every metadata field is parsed and checked (type, range, and agreement
+with the tensors actually in the file: shapes, counts, dtypes, sizes) before
+a module, an array or a NumPy dtype is built from it. Whatever the metadata
+says, the memory a load takes is then bounded by the file's own size, and a
+tampered file is refused with a ``ValueError`` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+
+__all__ = ["check_file", "damaged"]
+
+_PREFIX = "module."
+# Label dtypes a classifier file can name; their item size is bounded below.
+_CLASS_DTYPE_KINDS = "biufUO"
+_MAX_INPUT_DIMS = 8
+_MIN_ITEMSIZE_BOUND = 1024  # bytes: '<U256'
+_CLASSIFIER_PARAMS = {
+    "metric",
+    "temperature",
+    "batch_size",
+    "inference_dtype",
+    "covariance",
+    "normalization",
+    "fine_tune_steps",
+    "fine_tune_lr",
+    "fine_tune_shift",
+    "fine_tune_layers",
+    "random_state",
+}
+_CONFIG_KEYS = {
+    "MLP": {"in_features", "hidden_sizes", "out_features", "dropout"},
+    "Conv4": {"input_shape", "hidden_channels", "n_blocks", "channels_last"},
+}
+
+
+def damaged(path, content: str, field: str, problem: str) -> ValueError:
+    """The one message for a file that fails a check."""
+    return ValueError(f"{path} is a damaged {content} file: field {field!r}: {problem}")
+
+
+class _Checker:
+    def __init__(self, path, content: str, metadata: dict, tensors: dict):
+        self.path, self.content = path, content
+        self.metadata, self.tensors = metadata, tensors
+
+    def fail(self, field: str, problem: str) -> ValueError:
+        return damaged(self.path, self.content, field, problem)
+
+    def json(self, field: str, default=None, required: bool = True):
+        if field not in self.metadata:
+            if required:
+                raise self.fail(field, "missing")
+            return default
+        try:
+            return json.loads(self.metadata[field])
+        except (TypeError, ValueError, RecursionError) as error:
+            # JSONDecodeError is a ValueError; nesting bombs recurse too deep.
+            raise self.fail(field, f"not JSON ({type(error).__name__})") from None
+
+    def integer(self, field: str, value, low: int = 1) -> int:
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+            raise self.fail(field, f"must be an integer >= {low}, got {value!r}")
+        return int(value)
+
+    def tensor(self, name: str) -> torch.Tensor:
+        if name not in self.tensors:
+            raise self.fail(name, "tensor missing")
+        return self.tensors[name]
+
+
+def _finite(check: _Checker) -> None:
+    for name, tensor in check.tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise check.fail(name, "holds NaN or infinite values")
+
+
+def _check_config(check: _Checker, spec: dict) -> None:
+    """Types and ranges of a known builder's arguments, and the count of
+    tensors they imply, before any module (even on the meta device) is built."""
+    builder, config = spec["builder"], spec["config"]
+    field = "module.config"
+    if not isinstance(config, dict) or set(config) != _CONFIG_KEYS[builder]:
+        raise check.fail(
+            field,
+            f"{builder} takes {sorted(_CONFIG_KEYS[builder])}, got "
+            f"{sorted(config) if isinstance(config, dict) else config!r}",
+        )
+    n_weights = sum(k.startswith(_PREFIX) for k in check.tensors)
+    if builder == "MLP":
+        sizes = config["hidden_sizes"]
+        if not isinstance(sizes, list) or 2 * (len(sizes) + 1) != n_weights:
+            raise check.fail(
+                f"{field}.hidden_sizes",
+                f"{sizes!r} does not match the {n_weights} weight tensors in the file",
+            )
+        for i, size in enumerate(sizes):
+            check.integer(f"{field}.hidden_sizes[{i}]", size)
+        check.integer(f"{field}.in_features", config["in_features"])
+        check.integer(f"{field}.out_features", config["out_features"])
+        dropout = config["dropout"]
+        if not isinstance(dropout, Real) or not 0 <= dropout < 1:
+            raise check.fail(f"{field}.dropout", f"must be in [0, 1), got {dropout!r}")
+    else:
+        n_blocks = check.integer(f"{field}.n_blocks", config["n_blocks"])
+        if 7 * n_blocks != n_weights:  # conv weight, bias; 5 BatchNorm tensors
+            raise check.fail(
+                f"{field}.n_blocks",
+                f"{n_blocks} does not match the {n_weights} weight tensors in the file",
+            )
+        check.integer(f"{field}.hidden_channels", config["hidden_channels"])
+        shape = config["input_shape"]
+        if not isinstance(shape, list) or len(shape) != 3:
+            raise check.fail(
+                f"{field}.input_shape", f"must be [C, H, W], got {shape!r}"
+            )
+        for i, size in enumerate(shape):
+            check.integer(f"{field}.input_shape[{i}]", size)
+        if min(shape[1:]) < 2**n_blocks:
+            raise check.fail(
+                f"{field}.input_shape",
+                f"{shape} is smaller than {n_blocks} blocks of pooling allow",
+            )
+        if not isinstance(config["channels_last"], bool):
+            raise check.fail(f"{field}.channels_last", "must be true or false")
+
+
+def _check_weights(check: _Checker, spec: dict, builders: dict) -> torch.nn.Module:
+    """The module the description builds, on the meta device (no memory),
+    compared tensor by tensor (names, shapes, dtypes) with the file."""
+    with torch.device("meta"):
+        try:
+            skeleton = builders[spec["builder"]](**spec["config"])
+        except (TypeError, ValueError) as error:
+            raise check.fail("module.config", str(error)) from None
+    expected = {_PREFIX + k: v for k, v in skeleton.state_dict().items()}
+    found = {k: v for k, v in check.tensors.items() if k.startswith(_PREFIX)}
+    if set(expected) != set(found):
+        missing = sorted(set(expected) - set(found))[:5]
+        extra = sorted(set(found) - set(expected))[:5]
+        raise check.fail(
+            "module", f"tensors do not match: missing {missing}, unexpected {extra}"
+        )
+    for name, want in expected.items():
+        got = found[name]
+        if tuple(got.shape) != tuple(want.shape) or got.dtype != want.dtype:
+            raise check.fail(
+                name,
+                f"{tuple(got.shape)} {got.dtype} where the description "
+                f"(module.config) gives {tuple(want.shape)} {want.dtype}",
+            )
+    return skeleton
+
+
+def _check_spec(check: _Checker, builders: dict) -> dict | None:
+    spec = check.json("module")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or not {"class", "builder", "config"} <= set(spec):
+        raise check.fail("module", f"must describe class, builder, config: {spec!r}")
+    if not isinstance(spec["class"], str):
+        raise check.fail("module.class", f"must be a string, got {spec['class']!r}")
+    builder = spec["builder"]
+    if builder is not None and (
+        not isinstance(builder, str) or builder not in builders
+    ):
+        raise check.fail(
+            "module.builder",
+            f"unknown encoder builder {builder!r} (known: {sorted(builders)})",
+        )
+    if builder is not None:
+        _check_config(check, spec)
+        _check_weights(check, spec, builders)
+    return spec
+
+
+def _check_contract(check: _Checker, spec: dict | None) -> None:
+    from .contracts import InputContract
+
+    contract = check.json("input_contract", required=False)
+    if contract is None:
+        return
+    try:
+        if not isinstance(contract, dict):
+            raise TypeError(f"must be an object, got {contract!r}")
+        contract = InputContract.from_dict(contract)
+    except (TypeError, ValueError) as error:
+        raise check.fail("input_contract", str(error)) from None
+    if spec is not None and spec["builder"] == "Conv4" and contract.shape is not None:
+        shape = tuple(spec["config"]["input_shape"])
+        if contract.shape != shape:
+            raise check.fail(
+                "input_contract.shape",
+                f"{contract.shape} disagrees with the Conv4's input_shape {shape}",
+            )
+
+
+def _embedding_dim(spec: dict) -> int | None:
+    """What a known builder's module outputs per sample."""
+    config = spec["config"]
+    if spec["builder"] == "MLP":
+        return config["out_features"]
+    if spec["builder"] == "Conv4":
+        _, height, width = config["input_shape"]
+        scale = 2 ** config["n_blocks"]
+        return config["hidden_channels"] * (height // scale) * (width // scale)
+    return None
+
+
+def _input_size(spec: dict) -> int | None:
+    config = spec["config"]
+    if spec["builder"] == "MLP":
+        return config["in_features"]
+    if spec["builder"] == "Conv4":
+        return math.prod(config["input_shape"])
+    return None
+
+
+def _check_classes(check: _Checker, n_classes: int) -> None:
+    spec = check.json("classes")
+    if not isinstance(spec, dict) or set(spec) != {"dtype", "values"}:
+        raise check.fail("classes", "must hold exactly 'dtype' and 'values'")
+    values = spec["values"]
+    if not isinstance(values, list) or len(values) != n_classes:
+        raise check.fail(
+            "classes.values",
+            f"must list one label per prototype ({n_classes}), got "
+            f"{len(values) if isinstance(values, list) else type(values).__name__}",
+        )
+    for value in values:
+        if isinstance(value, (list, dict)) or value is None:
+            raise check.fail("classes.values", f"labels must be scalars, got {value!r}")
+    dtype = spec["dtype"]
+    # A dtype's item size is bounded by the labels it holds (with slack for
+    # a dtype wider than its labels, as np.unique keeps it), so '<U500000000'
+    # (2 GB per label) is refused before NumPy allocates anything.
+    bound = max(_MIN_ITEMSIZE_BOUND, 4 * max(len(str(v)) for v in values))
+    try:
+        if not isinstance(dtype, str) or len(dtype) > 16:
+            raise TypeError
+        parsed = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise check.fail("classes.dtype", f"not a NumPy dtype: {dtype!r}") from None
+    if parsed.kind not in _CLASS_DTYPE_KINDS or parsed.itemsize > bound:
+        raise check.fail(
+            "classes.dtype",
+            f"{dtype!r} does not fit labels {values[:3]!r}... (kinds "
+            f"{_CLASS_DTYPE_KINDS!r}, item size at most {bound} bytes)",
+        )
+    kind_ok = {
+        "U": lambda v: isinstance(v, str),
+        "O": lambda v: isinstance(v, (str, Real)),
+    }.get(parsed.kind, lambda v: isinstance(v, Real) and not isinstance(v, str))
+    if not all(kind_ok(v) for v in values):
+        raise check.fail("classes.values", f"labels do not match dtype {dtype!r}")
+    if len(set(map(str, values))) != len(values):
+        raise check.fail("classes.values", "labels repeat")
+
+
+def check_file(path, content: str, metadata: dict, tensors: dict, builders: dict):
+    """Check a ``content`` file ("encoder" or "classifier") in full.
+
+    Raises ``ValueError`` naming the file and the field at fault; returns
+    the checked module description (None for the identity).
+    """
+    check = _Checker(path, content, metadata, tensors)
+    _finite(check)
+    spec = _check_spec(check, builders)
+    _check_contract(check, spec)
+    if content == "encoder":
+        info = check.json("info", default={}, required=False)
+        if not isinstance(info, dict):
+            raise check.fail("info", f"must be an object, got {type(info).__name__}")
+        if not isinstance(metadata.get("metric"), str):
+            raise check.fail("metric", "missing")
+        return spec
+    _check_classifier(check, spec)
+    return spec
+
+
+def _check_classifier(check: _Checker, spec: dict | None) -> None:
+    params = check.json("params")
+    if not isinstance(params, dict) or set(params) - _CLASSIFIER_PARAMS:
+        unknown = (
+            sorted(set(params) - _CLASSIFIER_PARAMS)
+            if isinstance(params, dict)
+            else params
+        )
+        raise check.fail("params", f"unknown parameters {unknown!r}")
+    covariance = params.get("covariance")
+    if covariance is not None and (
+        not isinstance(covariance, dict)
+        or set(covariance) - {"structure", "shrinkage", "target"}
+    ):
+        raise check.fail("params.covariance", f"unknown settings {covariance!r}")
+
+    prototypes = check.tensor("prototypes")
+    if prototypes.dtype != torch.float64 or prototypes.dim() != 2:
+        raise check.fail(
+            "prototypes",
+            f"must be 2-D float64, got {prototypes.dim()}-D {prototypes.dtype}",
+        )
+    n_classes, dim = prototypes.shape
+    if n_classes < 2 or dim < 1:
+        raise check.fail("prototypes", f"shape {tuple(prototypes.shape)}")
+    _check_classes(check, n_classes)
+
+    n_features = check.json("n_features_in")
+    check.integer("n_features_in", n_features)
+    shape = check.json("input_shape")
+    if not isinstance(shape, list) or not 1 <= len(shape) <= _MAX_INPUT_DIMS:
+        raise check.fail("input_shape", f"must be a list of sizes, got {shape!r}")
+    for i, size in enumerate(shape):
+        check.integer(f"input_shape[{i}]", size)
+    if shape[0] != n_features:
+        raise check.fail("input_shape", f"{shape} for {n_features} features")
+    names = check.json("feature_names_in", required=False)
+    if names is not None and (
+        not isinstance(names, list)
+        or len(names) != n_features
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise check.fail("feature_names_in", f"must be {n_features} strings")
+
+    # The input and the embedding agree with the encoder the file describes.
+    if spec is None:
+        if math.prod(shape) != dim:
+            raise check.fail(
+                "input_shape", f"{shape} but identity prototypes of {dim} features"
+            )
+    elif spec["builder"] is not None:
+        size, out = _input_size(spec), _embedding_dim(spec)
+        if math.prod(shape) != size:
+            raise check.fail(
+                "input_shape",
+                f"{shape} ({math.prod(shape)} values) but the {spec['builder']} "
+                f"takes {size} values per sample (module.config)",
+            )
+        if out != dim:
+            raise check.fail(
+                "prototypes",
+                f"{dim} features but the {spec['builder']} embeds in {out} "
+                "(module.config)",
+            )
+
+    mean = check.tensors.get("embedding_mean")
+    if mean is not None and (
+        mean.dtype != torch.float64 or tuple(mean.shape) != (dim,)
+    ):
+        raise check.fail("embedding_mean", f"must be float64 of shape ({dim},)")
+    precisions = check.tensors.get("precisions")
+    if precisions is not None and (
+        precisions.dtype != torch.float64
+        or tuple(precisions.shape) not in {(n_classes, dim), (n_classes, dim, dim)}
+    ):
+        raise check.fail("precisions", f"shape {tuple(precisions.shape)}")
+    shrinkage = check.tensors.get("shrinkage")
+    if shrinkage is not None and tuple(shrinkage.shape) != (n_classes,):
+        raise check.fail("shrinkage", f"shape {tuple(shrinkage.shape)}")
