@@ -888,11 +888,13 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        return -self._per_chunk(X, lambda d: d.min(1).values)
+        # d * f: the true distances (f rescales distances beyond float64).
+        return -self._per_chunk(X, lambda d, f: d.min(1).values * f)
 
     def _predict_open_set(self, X) -> np.ndarray:
         nearest = self._per_chunk(
-            X, lambda d: torch.stack([d.argmin(1).to(d.dtype), d.min(1).values], 1)
+            X,
+            lambda d, f: torch.stack([d.argmin(1).to(d.dtype), d.min(1).values * f], 1),
         )
         if getattr(self, "threshold_", None) is None:
             raise NotFittedError(
