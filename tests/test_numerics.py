@@ -171,3 +171,15 @@ def test_any_finite_input_and_temperature_give_no_nan(
     for method in ("predict_proba", "predict_log_proba", "decision_function"):
         assert not np.isnan(getattr(clf, method)(X_)).any(), method
     np.testing.assert_allclose(clf.predict_proba(X_).sum(1), 1.0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e150, 1e300])
+def test_mahalanobis_at_extreme_scales_answers_or_says_why(scale):
+    """The covariance metric: probabilities without NaN, or a clear error."""
+    clf = PrototypicalClassifier(metric="mahalanobis", temperature=1e-310)
+    try:
+        proba = clf.fit(X * scale, Y).predict_proba(X * scale)
+    except ValueError as error:
+        assert "too large for float64 arithmetic" in str(error)
+    else:
+        assert not np.isnan(proba).any()
