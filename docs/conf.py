@@ -414,6 +414,10 @@ _write_if_changed(
     GENERATED / "scale.rst", _benchmark_tables("scale", "python benchmarks/scale.py")
 )
 _write_if_changed(
+    GENERATED / "identity_busy.rst",
+    _benchmark_tables("identity_busy", "python benchmarks/identity_busy.py"),
+)
+_write_if_changed(
     GENERATED / "gaussian.rst",
     _benchmark_tables("gaussian", "python benchmarks/gaussian.py --train"),
 )

@@ -133,7 +133,7 @@ class Conv4(nn.Module):
         return self.encoder(self.as_images(X)).flatten(start_dim=1)
 
 
-class _Dropout(nn.Dropout):
+class Dropout(nn.Dropout):
     """``nn.Dropout`` drawing from the fit's own generator while a trainer
     trains (:mod:`sklearn_protonet._rng`), torch's global one otherwise."""
 
@@ -189,7 +189,7 @@ class MLP(nn.Module):
             layers.append(
                 nn.LazyLinear(size) if width is None else nn.Linear(width, size)
             )
-            layers += [nn.ReLU(), _Dropout(dropout)]
+            layers += [nn.ReLU(), Dropout(dropout)]
             width = size
         # No activation on the embedding itself: distances need signed features.
         self.layers = nn.Sequential(*layers[:-2])

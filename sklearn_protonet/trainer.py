@@ -114,8 +114,10 @@ default="sqeuclidean"
     batch_size : int, default=256
         Rows per forward pass in ``transform`` (episodes set their own size).
     random_state : int, RandomState instance or None, default=None
-        Seeds the weight initialisation and the episodes, so a run on CPU is
-        reproducible. A ``module`` passed as an instance keeps the weights it
+        Seeds the weight initialisation, the episodes, the dropout and
+        shifts during training, and the classes a ``ClassSplit`` without
+        ``random_state`` holds out, so a run on CPU is reproducible, on any
+        thread. A ``module`` passed as an instance keeps the weights it
         was built with: pass the class (and ``module__*`` arguments), or seed
         torch before building the instance.
     autocast_dtype : {None, "bfloat16", "float16"}, default=None
@@ -286,6 +288,20 @@ default="sqeuclidean"
         if is_dataset(X) or y is None:
             return super().get_dataset(X, y)
         return EpisodeDataset.from_labelled(X, y)
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """skorch's split; a :class:`ClassSplit` without ``random_state``
+        holds out classes drawn from the trainer's seed, so a seeded trainer
+        gives the same model with the default ``train_split``."""
+        split = self.train_split
+        if not (isinstance(split, ClassSplit) and split.random_state is None):
+            return super().get_split_datasets(X, y, **fit_params)
+        rng = np.random.default_rng([self.seed_, 2])
+        self.train_split = ClassSplit(split.valid_size, random_state=rng)
+        try:
+            return super().get_split_datasets(X, y, **fit_params)
+        finally:
+            self.train_split = split
 
     def get_iterator(self, dataset, training=False):
         """Episodes for labelled data (training, validation); plain batches

@@ -92,28 +92,40 @@ def test_failure_mid_write_keeps_the_old_file(name, failure, tmp_path, monkeypat
 
 
 _KILLED_WRITER = """
-import os, sys, time
+import io, os, sys, time
 from pathlib import Path
 sys.path.insert(0, {benchmarks!r})
 from sklearn_protonet.datasets import _base
 from tests.test_atomic_writes import WRITERS
 
-def stall(fd):  # every byte is written: now wait to be killed
-    print("written", flush=True)
+def stall():
+    print("stalled", flush=True)
     time.sleep(60)
 
-_base.os.fsync = stall
+if {at!r} == "fsync":  # every byte is written: now wait to be killed
+    _base.os.fsync = lambda fd: stall()
+else:  # half of the first write is on disk
+    real = _base.os.fdopen
+
+    class Half(io.BufferedWriter):
+        def write(self, data):
+            super().write(data[: max(1, len(data) // 2)])
+            self.flush()
+            stall()
+
+    _base.os.fdopen = lambda fd, mode: Half(real(fd, "wb", buffering=0))
 WRITERS[{name!r}](Path({target!r}))
 """
 
 
 @pytest.mark.parametrize("name", list(WRITERS))
-def test_killed_mid_write_leaves_nothing(name, tmp_path):
+@pytest.mark.parametrize("at", ["write", "fsync"])
+def test_killed_mid_write_leaves_nothing(name, at, tmp_path):
     """SIGKILL runs no cleanup: the temporary file must have no name to leave."""
     target = _target(tmp_path, name)
     target.write_bytes(b"the previous model")
     code = _KILLED_WRITER.format(
-        benchmarks=str(ROOT / "benchmarks"), name=name, target=str(target)
+        benchmarks=str(ROOT / "benchmarks"), name=name, target=str(target), at=at
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
@@ -126,7 +138,7 @@ def test_killed_mid_write_leaves_nothing(name, tmp_path):
     )
     try:
         line = proc.stdout.readline()
-        assert line == "written\n", proc.stderr.read()
+        assert line == "stalled\n", proc.stderr.read()
         # The bytes are in a file inside tmp_path already (not in memory).
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

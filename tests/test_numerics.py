@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import itertools
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
 from skorch.callbacks import Callback
 
 from sklearn_protonet import PrototypicalClassifier
@@ -144,3 +147,39 @@ def test_extreme_inputs_and_weights_with_normalization(normalization, weighted):
     proba = clf.predict_proba(X * 1e307)
     assert not np.isnan(proba).any()
     np.testing.assert_array_equal(clf.predict(X * 1e307), reference.predict(X))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    X_=hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(4, 12), st.integers(1, 4)),
+        elements=st.floats(-1.7e308, 1.7e308, allow_nan=False, allow_infinity=False),
+    ),
+    temperature=st.floats(5e-324, 1.7e308, exclude_min=False),
+    metric=st.sampled_from(["sqeuclidean", "euclidean", "cosine"]),
+    normalization=st.sampled_from([None, "l2", "cl2n"]),
+)
+def test_any_finite_input_and_temperature_give_no_nan(
+    X_, temperature, metric, normalization
+):
+    """Property: whatever the finite inputs and temperature, no NaN."""
+    y_ = np.arange(len(X_)) % 2
+    clf = PrototypicalClassifier(
+        metric=metric, temperature=temperature, normalization=normalization
+    ).fit(X_, y_)
+    for method in ("predict_proba", "predict_log_proba", "decision_function"):
+        assert not np.isnan(getattr(clf, method)(X_)).any(), method
+    np.testing.assert_allclose(clf.predict_proba(X_).sum(1), 1.0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e150, 1e300])
+def test_mahalanobis_at_extreme_scales_answers_or_says_why(scale):
+    """The covariance metric: probabilities without NaN, or a clear error."""
+    clf = PrototypicalClassifier(metric="mahalanobis", temperature=1e-310)
+    try:
+        proba = clf.fit(X * scale, Y).predict_proba(X * scale)
+    except ValueError as error:
+        assert "too large for float64 arithmetic" in str(error)
+    else:
+        assert not np.isnan(proba).any()

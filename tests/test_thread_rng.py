@@ -119,3 +119,20 @@ def test_fit_leaves_global_generators_unchanged(kind, seed):
     after = np.random.get_state()
     assert after[0] == numpy_state[0] and np.array_equal(after[1], numpy_state[1])
     assert after[2:] == numpy_state[2:]
+
+
+def test_default_class_split_follows_the_trainers_seed():
+    """The default train_split (ClassSplit without random_state) holds out
+    the same classes for the same trainer seed, so seeded fits are equal."""
+    from sklearn_protonet import ClassSplit, EpisodicTrainer
+
+    def fit(seed):
+        trainer = EpisodicTrainer(
+            MLP, n_way=3, n_shot=2, n_query=2, episodes_per_epoch=3,
+            valid_episodes=2, valid_n_way=2, max_epochs=1, verbose=0,
+            random_state=seed, train_split=ClassSplit(0.4),
+        )  # fmt: skip
+        return trainer.fit(X, Y).transform(X[:5])
+
+    np.testing.assert_array_equal(fit(0), fit(0))
+    assert not np.array_equal(fit(0), fit(1))
