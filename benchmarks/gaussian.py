@@ -76,7 +76,8 @@ def _base_module():
 def fine_tune(variant: str, X, y, episodes: int, minutes: float, seed: int = 0):
     """Meta-train the shipped 5-shot encoder further, plainly or as Gaussian."""
     torch.set_num_threads(1)
-    module = _base_module().train()
+    # The shipped weights load frozen (inference only): thaw them to train.
+    module = _base_module().train().requires_grad_(True)
     extra = {}
     if variant == "gaussian":
         module = GaussianEncoder(module)
