@@ -37,6 +37,10 @@ _CLASSIFIER_PARAMS = {
     "fine_tune_shift",
     "fine_tune_layers",
     "random_state",
+    "refinement_steps",
+    "refinement",
+    "unknown_label",
+    "rejection_quantile",
 }
 _CONFIG_KEYS = {
     "MLP": {"in_features", "hidden_sizes", "out_features", "dropout"},
@@ -367,3 +371,63 @@ def _check_classifier(check: _Checker, spec: dict | None) -> None:
     shrinkage = check.tensors.get("shrinkage")
     if shrinkage is not None and tuple(shrinkage.shape) != (n_classes,):
         raise check.fail("shrinkage", f"shape {tuple(shrinkage.shape)}")
+    _check_running_sums(check, n_classes, dim)
+    _check_rejection(check, params)
+
+
+def _check_running_sums(check: _Checker, n_classes: int, dim: int) -> None:
+    """partial_fit's running sums: both or neither, shaped as the prototypes."""
+    sums = check.tensors.get("prototype_sums")
+    totals = check.tensors.get("prototype_totals")
+    if (sums is None) != (totals is None):
+        field = "prototype_totals" if totals is None else "prototype_sums"
+        raise check.fail(field, "missing (the running sums come as a pair)")
+    if sums is None:
+        return
+    if sums.dtype != torch.float64 or tuple(sums.shape) != (n_classes, dim):
+        raise check.fail(
+            "prototype_sums",
+            f"must be float64 of shape ({n_classes}, {dim}), got "
+            f"{sums.dtype} {tuple(sums.shape)}",
+        )
+    if totals.dtype != torch.float64 or tuple(totals.shape) not in {
+        (n_classes,),
+        (n_classes, dim),
+    }:
+        raise check.fail(
+            "prototype_totals",
+            f"must be float64 of shape ({n_classes},) or ({n_classes}, {dim}), "
+            f"got {totals.dtype} {tuple(totals.shape)}",
+        )
+    if bool((totals <= 0).any()):
+        raise check.fail("prototype_totals", "must be positive")
+
+
+def _finite_number(value) -> bool:
+    """A JSON number that is a finite float64 (huge integers are not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _check_rejection(check: _Checker, params: dict) -> None:
+    """Open-set rejection: a finite threshold exactly when unknown_label is set."""
+    steps = params.get("refinement_steps", 0)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise check.fail("params.refinement_steps", f"got {steps!r}")
+    quantile = params.get("rejection_quantile", 0.99)
+    if not _finite_number(quantile):
+        raise check.fail("params.rejection_quantile", f"got {quantile!r}")
+    label = params.get("unknown_label")
+    if label is not None and not isinstance(label, str | int | float | bool):
+        raise check.fail("params.unknown_label", f"must be a scalar, got {label!r}")
+    threshold = check.json("threshold", default=None, required=False)
+    if threshold is not None and (not _finite_number(threshold) or threshold < 0):
+        raise check.fail("threshold", f"must be a finite distance, got {threshold!r}")
+    if (threshold is None) != (label is None):
+        raise check.fail(
+            "threshold", f"{threshold!r} does not go with unknown_label {label!r}"
+        )

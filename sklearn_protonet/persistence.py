@@ -545,11 +545,9 @@ def _restore_sums(classifier, sums: dict, prototypes, metadata: dict) -> None:
     prototypes with unit weight (partial_fit continues as if each class had
     one example) and rejection is off.
     """
-    if sums and set(sums) != {"prototype_sums", "prototype_totals"}:
-        raise ValueError(f"running sums {sorted(sums)} without their pair")
+    # _safe_load.check_file has checked them: a pair, shaped as the
+    # prototypes, and a threshold exactly when unknown_label is set.
     if sums:
-        if sums["prototype_sums"].shape != prototypes.shape:
-            raise ValueError("prototype sums do not match the prototypes")
         classifier.prototype_sums_ = sums["prototype_sums"]
         classifier.prototype_totals_ = sums["prototype_totals"]
     else:
@@ -561,10 +559,6 @@ def _restore_sums(classifier, sums: dict, prototypes, metadata: dict) -> None:
             totals[:, None] if totals.ndim == 1 else totals
         )
     threshold = json.loads(metadata.get("threshold", "null"))
-    if (threshold is None) != (classifier.unknown_label is None):
-        raise ValueError(
-            f"unknown_label {classifier.unknown_label!r} with threshold {threshold!r}"
-        )
     classifier.threshold_ = None if threshold is None else float(threshold)
 
 

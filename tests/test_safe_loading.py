@@ -60,8 +60,10 @@ def write_valid(folder: Path) -> dict[str, Path]:
     save_classifier(
         PrototypicalClassifier(_conv4()).fit(X_IMAGES, Y), files["conv4-classifier"]
     )
+    # With running sums and a rejection threshold, so the sweep reaches them.
     save_classifier(
-        PrototypicalClassifier().fit(X_FLAT, Y), files["identity-classifier"]
+        PrototypicalClassifier(unknown_label="unknown").fit(X_FLAT, Y),
+        files["identity-classifier"],
     )
     save_encoder(_mlp(), files["mlp-encoder"])
     save_encoder(_conv4(), files["conv4-encoder"])
@@ -162,6 +164,20 @@ def crafted_cases(valid: dict[str, Path]):
          {"feature_names_in": '["x"]'}, None, (), "feature_names_in"),
         ("negative-n-features", "identity-classifier", {"n_features_in": "-6"}, None,
          (), "n_features_in"),
+        ("nan-threshold", "identity-classifier", {"threshold": "NaN"}, None, (),
+         "threshold"),
+        ("threshold-without-unknown-label", "mlp-classifier", {"threshold": "1.5"},
+         None, (), "threshold"),
+        ("unknown-label-without-threshold", "identity-classifier", None, None,
+         ("threshold",), "threshold"),
+        ("sums-without-totals", "identity-classifier", None, None,
+         ("prototype_totals",), "prototype_totals"),
+        ("sums-of-another-shape", "identity-classifier", None,
+         {"prototype_sums": torch.zeros((2, 6), dtype=torch.float64)}, (),
+         "prototype_sums"),
+        ("zero-totals", "identity-classifier", None,
+         {"prototype_totals": torch.zeros(3, dtype=torch.float64)}, (),
+         "prototype_totals"),
         ("unknown-param", "identity-classifier",
          {"params": json.dumps({"__class__": "os.system"})}, None, (), "params"),
     ]  # fmt: skip
