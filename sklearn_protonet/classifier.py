@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from numbers import Integral, Real
 
@@ -12,7 +11,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -23,13 +21,15 @@ from torch import nn
 
 from . import adaptation, contracts
 from ._encoders import (
+    DeviceName,
+    check_device_available,
     encoder_module,
     has_lazy_parameters,
     iter_embeddings,
     materialize,
     resolve_device,
 )
-from ._inputs import as_tensor, numeric_input
+from ._inputs import as_tensor, check_labels, numeric_input
 from .covariance import (
     VARIANCE_METRICS,
     ShrunkCovariance,
@@ -198,7 +198,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         "covariance": [None, ShrunkCovariance],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [None, str, torch.device],
+        "device": [None, DeviceName(), torch.device],
         "normalization": [None, StrOptions(set(NORMALIZATIONS))],
         "fine_tune_steps": [Interval(Integral, 0, 10_000, closed="both")],
         "fine_tune_lr": [Interval(Real, 0, None, closed="neither")],
@@ -383,15 +383,9 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                 "PrototypicalClassifier requires y to be passed, but the target y "
                 "is None: give the class label of each support example."
             )
+        check_device_available(self.device, type(self).__name__)
+        y = check_labels(y, type(self).__name__)
         X, y = self._check_input(X, reset=True, y=y)
-        with warnings.catch_warnings():
-            # A few-shot support set has many classes for its size by design
-            # (one example each in 1-shot): scikit-learn's "could be a
-            # regression target" hint misfires on every such fit.
-            warnings.filterwarnings(
-                "ignore", "The number of unique classes is greater than 50%"
-            )
-            check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(

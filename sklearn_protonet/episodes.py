@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import column_or_1d
 from skorch.dataset import Dataset
 
-from ._inputs import as_tensor, check_samples
+from ._inputs import as_tensor, check_labels, check_samples
 
 __all__ = [
     "ClassSplit",
@@ -144,10 +143,10 @@ class EpisodeDataset(torch.utils.data.Dataset):
         self.X, self.codes, self.classes = X, np.asarray(codes), np.asarray(classes)
 
     @classmethod
-    def from_labelled(cls, X, y) -> EpisodeDataset:
+    def from_labelled(cls, X, y, estimator: str = "EpisodicTrainer") -> EpisodeDataset:
         """Checked float32 samples and their labels (ints or strings)."""
         X = check_samples(X)
-        y = column_or_1d(np.asarray(y), warn=True)
+        y = check_labels(y, estimator)
         if len(y) != len(X):
             raise ValueError(
                 f"X has {len(X)} rows but y has {len(y)}; they must match."

@@ -29,6 +29,8 @@ from skorch.utils import is_dataset
 from torch import nn
 
 from ._encoders import (
+    DeviceName,
+    check_device_available,
     has_lazy_parameters,
     iter_embeddings,
     materialize,
@@ -206,6 +208,8 @@ default="sqeuclidean"
         ],
         "random_state": ["random_state"],
         "autocast_dtype": [None, StrOptions({"bfloat16", "float16"})],
+        # None: the module stays where it is (accelerate places it).
+        "device": [None, DeviceName(), torch.device],
     }
 
     @property
@@ -244,6 +248,7 @@ default="sqeuclidean"
             {name: getattr(self, name) for name in self._parameter_constraints},
             caller_name=type(self).__name__,
         )
+        check_device_available(self.device, type(self).__name__)
 
     def set_params(self, **kwargs):
         """Set parameters (skorch's ``set_params``), checking their values."""
