@@ -30,6 +30,7 @@ from ._encoders import (
     resolve_device,
 )
 from ._inputs import as_tensor, check_labels, numeric_input
+from ._sklearn_contract import check_frozen_encoder_params
 from .covariance import (
     VARIANCE_METRICS,
     ShrunkCovariance,
@@ -248,6 +249,12 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             if _is_fitted(self.encoder):
                 new.encoder = self.encoder
         return new
+
+    def set_params(self, **params):
+        """Set parameters; those of a fitted encoder (``encoder__*``) are
+        refused: a fitted encoder is frozen (see :ref:`pipelines`)."""
+        check_frozen_encoder_params(self, params)
+        return super().set_params(**params)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

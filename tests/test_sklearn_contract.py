@@ -1,0 +1,148 @@
+"""The scikit-learn contract with fitted encoders, output API, reprs, sparse
+input: the cases of an outside audit (issue 11), each as a class of cases."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+
+from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
+from sklearn_protonet.modules import MLP
+
+from .conftest import tiny_trainer
+
+
+def _snapshot(trainer) -> tuple[str, dict, int]:
+    """What a user could observe of a trainer: parameters, weights, history."""
+    params = repr(sorted(trainer.get_params(deep=False).items(), key=str))
+    weights = {k: v.clone() for k, v in trainer.module_.state_dict().items()}
+    return params, weights, len(trainer.history)
+
+
+def _assert_unchanged(trainer, snapshot):
+    params, weights, epochs = _snapshot(trainer)
+    assert params == snapshot[0]
+    assert epochs == snapshot[2]
+    assert weights.keys() == snapshot[1].keys()
+    for name, value in weights.items():
+        assert torch.equal(value, snapshot[1][name]), name
+
+
+@pytest.fixture
+def own_trainer(digits):
+    """A fitted trainer of the test's own (the session one is shared)."""
+    trainer = tiny_trainer(n_way=5, episodes_per_epoch=5, max_epochs=1)
+    return trainer.fit(digits["X_base"], digits["y_base"])
+
+
+def _frozen_encoders(trainer):
+    return {
+        "trainer": trainer,
+        "frozen-estimator": FrozenEstimator(trainer),
+    }
+
+
+# -- 1. a fitted encoder is frozen -------------------------------------------
+
+NESTED = [
+    {"encoder__lr": 0.5},
+    {"encoder__module__out_features": 8},
+    {"encoder__max_epochs": 1, "encoder__n_way": 2},
+    {"encoder__callbacks__print_log": None},
+    {"encoder__estimator__lr": 0.5},
+]
+
+
+@pytest.mark.parametrize("kind", ["trainer", "frozen-estimator"])
+@pytest.mark.parametrize("params", NESTED, ids=lambda p: ",".join(p))
+@pytest.mark.parametrize("via_clone", [False, True])
+def test_fitted_encoder_params_cannot_be_set(own_trainer, kind, params, via_clone):
+    encoder = _frozen_encoders(own_trainer)[kind]
+    clf = PrototypicalClassifier(encoder)
+    if via_clone:
+        clf = clone(clf)
+        assert clf.encoder is encoder  # shared, never copied
+    before = _snapshot(own_trainer)
+    with pytest.raises(ValueError, match=r"is frozen.*clone\(trainer\)"):
+        clf.set_params(**params)
+    _assert_unchanged(own_trainer, before)
+
+
+def test_replacing_the_encoder_sets_the_new_ones_params(own_trainer):
+    """set_params(encoder=unfitted, encoder__lr=...) targets the new encoder."""
+    unfitted = tiny_trainer()
+    clf = PrototypicalClassifier(own_trainer)
+    clf.set_params(encoder=unfitted, encoder__lr=0.5)
+    assert clf.encoder is unfitted and unfitted.lr == 0.5
+    with pytest.raises(ValueError, match="is frozen"):
+        PrototypicalClassifier().set_params(encoder=own_trainer, encoder__lr=0.5)
+
+
+def test_unfitted_encoder_params_are_tunable():
+    trainer = tiny_trainer()
+    clf = clone(PrototypicalClassifier(trainer)).set_params(encoder__lr=0.5)
+    assert clf.encoder.lr == 0.5 and trainer.lr != 0.5
+
+
+@pytest.mark.parametrize("kind", ["trainer", "frozen-estimator"])
+def test_grid_search_over_encoder_params_of_a_fitted_encoder_fails_alike(
+    own_trainer, digits, kind
+):
+    """n_jobs=1 (shared encoder) and n_jobs=2 (pickled copies) agree: both
+    refuse, and the user's trainer is unchanged."""
+    before = _snapshot(own_trainer)
+    clf = PrototypicalClassifier(_frozen_encoders(own_trainer)[kind])
+    grid = {"encoder__lr": [1e-3, 1e-2], "encoder__module__out_features": [8, 16]}
+    for n_jobs in (1, 2):
+        search = GridSearchCV(clf, grid, cv=2, n_jobs=n_jobs, error_score="raise")
+        with pytest.raises(ValueError, match="is frozen"):
+            search.fit(digits["X_novel"][:60], digits["y_novel"][:60])
+        _assert_unchanged(own_trainer, before)
+
+
+@pytest.mark.parametrize("kind", ["trainer", "frozen-estimator"])
+def test_grid_search_with_a_fitted_encoder_is_the_same_on_any_n_jobs(
+    own_trainer, digits, kind
+):
+    before = _snapshot(own_trainer)
+    clf = PrototypicalClassifier(_frozen_encoders(own_trainer)[kind])
+    grid = {"temperature": [0.5, 2.0], "normalization": [None, "l2"]}
+    X, y = digits["X_novel"][:120], digits["y_novel"][:120]
+    results = []
+    for n_jobs in (1, 2):
+        search = GridSearchCV(clf, grid, cv=3, n_jobs=n_jobs, scoring="neg_log_loss")
+        search.fit(X, y)
+        results.append(search.cv_results_["mean_test_score"])
+        assert search.best_estimator_.encoder_ is clf.encoder  # refit: shared
+        _assert_unchanged(own_trainer, before)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_cross_val_score_with_a_fitted_encoder(own_trainer, digits):
+    before = _snapshot(own_trainer)
+    X, y = digits["X_novel"][:120], digits["y_novel"][:120]
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    scores = [
+        cross_val_score(PrototypicalClassifier(own_trainer), X, y, cv=cv, n_jobs=n)
+        for n in (1, 2)
+    ]
+    np.testing.assert_array_equal(scores[0], scores[1])
+    _assert_unchanged(own_trainer, before)
+
+
+def test_grid_search_retrains_an_unfitted_trainer_and_leaves_it_unfitted(digits):
+    trainer = tiny_trainer(n_way=3, episodes_per_epoch=2, max_epochs=1)
+    search = GridSearchCV(
+        PrototypicalClassifier(trainer), {"encoder__lr": [1e-3, 1e-2]}, cv=2
+    )
+    search.fit(digits["X_base"][:200], digits["y_base"][:200])
+    assert not hasattr(trainer, "module_") or not trainer.initialized_
+    assert search.best_estimator_.encoder_ is not trainer
+    assert search.best_estimator_.encoder_.lr == search.best_params_["encoder__lr"]
