@@ -1,6 +1,5 @@
 """Process-wide runtime settings."""
 
-import os
 import platform
 import subprocess
 import sys
@@ -8,17 +7,6 @@ import sys
 import pytest
 
 from sklearn_protonet import runtime
-
-
-def _without_malloc_settings() -> dict:
-    """This environment minus what would make the scoped settings stand down
-    (glibc's MALLOC_* variables, the package's switch), so the child process
-    measures the scoped settings whatever the caller's shell exports."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("MALLOC_") and name != runtime.SCOPED_MALLOC_ENV
-    }
 
 
 @pytest.mark.skipif(
@@ -91,11 +79,7 @@ assert libc.mallinfo2().hblkhd >= size  # glibc's default again: mmap
 print("ok")
 """
     result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=_without_malloc_settings(),
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
