@@ -30,7 +30,7 @@ from ._encoders import (
     resolve_device,
 )
 from ._inputs import as_tensor, check_labels, numeric_input
-from ._sklearn_contract import check_frozen_encoder_params
+from ._sklearn_contract import check_encoder_input, check_frozen_encoder_params
 from .covariance import (
     VARIANCE_METRICS,
     ShrunkCovariance,
@@ -420,6 +420,12 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                 "are undefined. Give each class a positive weight."
             )
         self.input_shape_ = X.shape[1:]
+        check_encoder_input(
+            self.encoder,
+            X.shape[1:],
+            getattr(self, "feature_names_in_", None),
+            type(self).__name__,
+        )
         self.encoder_ = self._fit_encoder(X, y)
         # Stated contracts only: a module's own shape check says more (Conv4).
         contract = contracts.get_input_contract(self.encoder_, infer_shape=False)

@@ -15,6 +15,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import (
     Interval,
     Options,
@@ -37,6 +38,7 @@ from ._encoders import (
     module_device,
 )
 from ._inputs import as_tensor, check_samples
+from ._sklearn_contract import check_encoder_input, record_input, sklearn_signature
 from .callbacks import EpisodeAccuracy
 from .distances import METRICS, episode_logits
 from .episodes import (
@@ -212,6 +214,26 @@ default="sqeuclidean"
         "device": [None, DeviceName(), torch.device],
     }
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            # A function of the subclass's own to carry the merged signature
+            # (never set it on a mixin's __init__, shared with other classes).
+            def __init__(self, *args, **kwargs):
+                super(cls, self).__init__(*args, **kwargs)
+
+            cls.__init__ = __init__
+        cls.__init__.__signature__ = sklearn_signature(cls)
+
+    # scikit-learn's repr (changed parameters only, nested estimators wrapped)
+    # instead of skorch's, which shows the module alone.
+    __repr__ = BaseEstimator.__repr__
+
+    def _get_param_names(self):
+        # skorch lists every attribute not ending in "_"; private ones
+        # (_params_to_validate, _sklearn_output_config) are no parameters.
+        return [name for name in super()._get_param_names() if name[0] != "_"]
+
     @property
     def _default_callbacks(self):
         return [
@@ -322,6 +344,7 @@ default="sqeuclidean"
         """Continue meta-training on labelled data (see ``fit``)."""
         if not self.initialized_:
             self.initialize()
+        record_input(self, X, reset=not hasattr(self, "n_features_in_"))
         dataset = self.get_dataset(X, y)
         # freed_memory_kept: each step frees and reallocates activations of
         # tens of MB; malloc keeps them while training (1.5x faster on CPU).
@@ -347,6 +370,7 @@ default="sqeuclidean"
         -------
         self
         """
+        record_input(self, X, reset=True)
         return super().fit(X, y, **fit_params)
 
     def infer(self, x, **fit_params):
@@ -379,7 +403,11 @@ default="sqeuclidean"
         ndarray of shape (n_samples, embedding_dim)
         """
         check_is_fitted(self)
-        X = as_tensor(check_samples(X))
+        record_input(self, X, reset=False)
+        X = check_samples(X)
+        if not hasattr(self, "n_features_in_"):  # fitted on a Dataset, or loaded
+            check_encoder_input(self.module_, X.shape[1:], None, type(self).__name__)
+        X = as_tensor(X)
         # device=None (accelerate places the module): embed where it lives.
         device = module_device(self.module_) if self.device is None else self.device
         chunks = iter_embeddings(self.module_, X, self.batch_size, device)
@@ -393,3 +421,6 @@ default="sqeuclidean"
         )
 
     predict_proba = predict
+
+
+EpisodicTrainer.__init__.__signature__ = sklearn_signature(EpisodicTrainer)

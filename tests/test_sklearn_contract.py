@@ -3,17 +3,15 @@ input: the cases of an outside audit (issue 11), each as a class of cases."""
 
 from __future__ import annotations
 
-import copy
-import re
-
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 
-from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
+from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet.modules import MLP
 
 from .conftest import tiny_trainer
@@ -146,3 +144,95 @@ def test_grid_search_retrains_an_unfitted_trainer_and_leaves_it_unfitted(digits)
     assert not hasattr(trainer, "module_") or not trainer.initialized_
     assert search.best_estimator_.encoder_ is not trainer
     assert search.best_estimator_.encoder_.lr == search.best_params_["encoder__lr"]
+
+
+# -- 2. input width and feature names of fitted encoders ---------------------
+
+WIDTH = r"X has 3 features, but \w+ is expecting 6 features as input"
+
+
+def _trainer_on(X, y):
+    return tiny_trainer().fit(X, y)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return np.random.RandomState(0).rand(40, 6), np.repeat(list("abcd"), 10)
+
+
+def test_trainer_records_and_checks_its_input_width(table):
+    X, y = table
+    trainer = _trainer_on(X, y)
+    assert trainer.n_features_in_ == 6 and not hasattr(trainer, "feature_names_in_")
+    with pytest.raises(ValueError, match=WIDTH.replace(r"\w+", "EpisodicTrainer")):
+        trainer.transform(X[:, :3])
+    with pytest.raises(ValueError, match=r"X has 7 features"):
+        trainer.partial_fit(np.hstack([X, X[:, :1]]), y)
+    assert trainer.fit(X[:, :3], y).n_features_in_ == 3  # fit starts afresh
+
+
+def test_trainer_records_feature_names(table):
+    X, y = table
+    frame = pd.DataFrame(X, columns=list("abcdef"))
+    trainer = _trainer_on(frame, y)
+    np.testing.assert_array_equal(trainer.feature_names_in_, list("abcdef"))
+    with pytest.raises(ValueError, match="feature names should match"):
+        trainer.transform(frame.rename(columns={"f": "g"}))
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        trainer.transform(X)
+
+
+@pytest.mark.parametrize(
+    "make_encoder",
+    [
+        lambda X, y: _trainer_on(X, y),
+        lambda X, y: FrozenEstimator(_trainer_on(X, y)),
+        lambda X, y: torch.nn.Linear(6, 2),
+        lambda X, y: torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU()),
+        lambda X, y: MLP(in_features=6, hidden_sizes=(4,)),
+        lambda X, y: _trainer_on(X, y).module_,  # a trainer's module alone
+    ],
+    ids=["trainer", "frozen", "linear", "sequential", "mlp", "module-of-trainer"],
+)
+@pytest.mark.parametrize("method", ["fit", "transform-after-fit"])
+def test_wrong_width_is_refused_with_sklearns_message(table, make_encoder, method):
+    X, y = table
+    clf = PrototypicalClassifier(make_encoder(X, y))
+    if method == "fit":
+        with pytest.raises(ValueError, match=r"X has 3 features, but \w+ is expect"):
+            clf.fit(X[:, :3], y)
+    else:
+        clf.fit(X, y)
+        with pytest.raises(ValueError, match=r"X has 3 features, but \w+ is expect"):
+            clf.transform(X[:, :3])
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 4, 4)])
+def test_image_encoders_state_their_width(shape):
+    """Image modules name the shape they take (their own check)."""
+    from sklearn_protonet.modules import Conv4, RandomShift
+
+    n = int(np.prod(shape))
+    y = np.repeat([0, 1], 3)
+    X = np.random.RandomState(0).rand(6, n + 1)
+    for encoder in [
+        Conv4(input_shape=shape, n_blocks=2, hidden_channels=4),
+        torch.nn.Sequential(
+            RandomShift(shape), Conv4(input_shape=shape, n_blocks=2, hidden_channels=4)
+        ),
+    ]:
+        with pytest.raises(ValueError, match=f"rows of {n} values.*got {n + 1}"):
+            PrototypicalClassifier(encoder).fit(X, y)
+        PrototypicalClassifier(encoder).fit(X[:, :n], y)  # flat rows
+        PrototypicalClassifier(encoder).fit(X[:, :n].reshape(6, *shape), y)
+
+
+def test_classifier_checks_names_against_the_encoders(table):
+    X, y = table
+    frame = pd.DataFrame(X, columns=list("abcdef"))
+    trainer = _trainer_on(frame, y)
+    with pytest.raises(ValueError, match="feature names should match"):
+        PrototypicalClassifier(trainer).fit(frame[list("bacdef")], y)
+    with pytest.warns(UserWarning, match="EpisodicTrainer was fitted with feature"):
+        PrototypicalClassifier(trainer).fit(X, y)
+    PrototypicalClassifier(trainer).fit(frame, y)  # same names: silent
