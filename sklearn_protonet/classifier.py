@@ -7,7 +7,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    clone,
+)
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -67,7 +73,9 @@ def _is_fitted(estimator) -> bool:
     return True
 
 
-class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
+class PrototypicalClassifier(
+    ClassNamePrefixFeaturesOutMixin, ClassifierMixin, TransformerMixin, BaseEstimator
+):
     """Few-shot classifier: each class is the mean of its embedded examples.
 
     ``fit`` embeds a (small) labelled support set and keeps one prototype per
@@ -556,6 +564,12 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             Rows sum to 1; columns follow ``classes_``.
         """
         return self._per_chunk(X, lambda d: torch.softmax(-d / self.temperature, 1))
+
+    @property
+    def _n_features_out(self) -> int:
+        # Columns of transform, named prototypicalclassifier0, ... by
+        # get_feature_names_out; set_output(transform="pandas") uses them.
+        return self.prototypes_.shape[1]
 
     def fit_transform(self, X, y, sample_weight=None) -> np.ndarray:
         """``fit(X, y)``, then the embeddings of ``X``."""

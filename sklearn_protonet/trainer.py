@@ -15,7 +15,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.utils._param_validation import (
     Interval,
     Options,
@@ -29,9 +33,11 @@ from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 from torch import nn
 
+from . import contracts
 from ._encoders import (
     DeviceName,
     check_device_available,
+    eval_mode,
     has_lazy_parameters,
     iter_embeddings,
     materialize,
@@ -54,7 +60,7 @@ from .runtime import freed_memory_kept
 __all__ = ["EpisodicTrainer"]
 
 
-class EpisodicTrainer(NeuralNet):
+class EpisodicTrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralNet):
     """Meta-trains an encoder as a prototypical network, episode by episode.
 
     A skorch ``NeuralNet``: every skorch parameter, callback and method works
@@ -412,6 +418,24 @@ default="sqeuclidean"
         device = module_device(self.module_) if self.device is None else self.device
         chunks = iter_embeddings(self.module_, X, self.batch_size, device)
         return torch.cat([c.cpu() for c in chunks]).numpy()
+
+    @property
+    def _n_features_out(self) -> int:
+        """The embedding width (columns of ``transform``), from one forward
+        pass of a zero sample: a module does not state it."""
+        check_is_fitted(self)
+        shape = getattr(contracts.get_input_contract(self.module_), "shape", None)
+        if hasattr(self, "n_features_in_"):
+            shape = (self.n_features_in_,)
+        if shape is None:
+            raise AttributeError(
+                "The embedding width of this EpisodicTrainer is unknown: it was "
+                "fitted on a Dataset of N-D samples. transform(X) some samples "
+                "to see it."
+            )
+        device = module_device(self.module_)
+        with eval_mode(self.module_), torch.inference_mode():
+            return int(self.module_(torch.zeros((1, *shape), device=device)).shape[1])
 
     def predict(self, X):
         raise AttributeError(

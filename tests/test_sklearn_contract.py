@@ -3,6 +3,8 @@ input: the cases of an outside audit (issue 11), each as a class of cases."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,7 @@ from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 
-from sklearn_protonet import PrototypicalClassifier
+from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet.modules import MLP
 
 from .conftest import tiny_trainer
@@ -236,3 +238,126 @@ def test_classifier_checks_names_against_the_encoders(table):
     with pytest.warns(UserWarning, match="EpisodicTrainer was fitted with feature"):
         PrototypicalClassifier(trainer).fit(X, y)
     PrototypicalClassifier(trainer).fit(frame, y)  # same names: silent
+
+
+# -- 3. scikit-learn's output API ---------------------------------------------
+
+
+def _output_estimators(digits):
+    X, y = digits["X_novel"][:60], digits["y_novel"][:60]
+    trainer = tiny_trainer(n_way=5, episodes_per_epoch=2, max_epochs=1)
+    return (
+        X,
+        y,
+        {
+            "identity": PrototypicalClassifier(),
+            "module": PrototypicalClassifier(MLP(hidden_sizes=(8,), out_features=4)),
+            "trainer-in-classifier": PrototypicalClassifier(clone(trainer)),
+            "l2": PrototypicalClassifier(normalization="l2"),
+            "trainer": clone(trainer),
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["identity", "module", "trainer-in-classifier", "l2", "trainer"]
+)
+@pytest.mark.parametrize("how", ["set_output", "config_context", "pipeline"])
+def test_pandas_output(digits, name, how):
+    import sklearn
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, estimators = _output_estimators(digits)
+    estimator = estimators[name]
+    prefix = type(estimator).__name__.lower()
+    if how == "pipeline":
+        estimator = make_pipeline(StandardScaler(), estimator)
+    if how == "config_context":
+        with sklearn.config_context(transform_output="pandas"):
+            out, again = estimator.fit_transform(X, y), estimator.transform(X[:5])
+    else:
+        estimator.set_output(transform="pandas")
+        out, again = estimator.fit_transform(X, y), estimator.transform(X[:5])
+    names = estimator.get_feature_names_out()
+    assert isinstance(out, pd.DataFrame) and isinstance(again, pd.DataFrame)
+    assert list(out.columns) == list(names) == list(again.columns)
+    assert list(names) == [f"{prefix}{i}" for i in range(out.shape[1])]
+    plain = clone(estimator).set_output(transform="default").fit(X, y).transform(X)
+    np.testing.assert_allclose(out.to_numpy(), plain, rtol=1e-6)
+    if how == "pipeline" and name != "trainer":
+        assert len(estimator.predict(X[:5])) == 5  # predict is unaffected
+
+
+def test_feature_names_out_need_a_fit():
+    from sklearn.exceptions import NotFittedError
+
+    for estimator in (PrototypicalClassifier(), tiny_trainer()):
+        with pytest.raises(NotFittedError):
+            estimator.get_feature_names_out()
+
+
+# -- 4. reprs -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params, shown",
+    [
+        ({"n_way": 20, "lr": 0.01}, "lr=0.01, module=<class 'sklearn_protonet."),
+        ({"device": "cpu", "verbose": 1}, "EpisodicTrainer(module=<class"),
+        ({"module__hidden_sizes": (8,), "max_epochs": 3}, "module__hidden_sizes=(8,)"),
+        ({"callbacks": [], "train_split": None}, "train_split=None"),
+    ],
+)
+def test_trainer_repr_shows_changed_parameters_like_sklearn(params, shown):
+    text = repr(EpisodicTrainer(MLP, **params))
+    assert text.startswith("EpisodicTrainer(") and shown in text
+    for name, value in params.items():
+        default = (name == "device" and value == "cpu") or (
+            name == "verbose" and value == 1
+        )
+        assert (f"{name}=" in text) != default, (name, text)
+    assert "_params_to_validate" not in text
+
+
+def test_nested_repr_wraps_and_hides_private_attributes(own_trainer):
+    for clf in (
+        PrototypicalClassifier(EpisodicTrainer(MLP, n_way=20, lr=0.01)),
+        PrototypicalClassifier(own_trainer, temperature=2.0),
+        PrototypicalClassifier(FrozenEstimator(own_trainer)),
+    ):
+        text = repr(clf)
+        lines = text.splitlines()
+        # Wrapped as scikit-learn wraps nested estimators: one parameter per
+        # line once a line is full (the audit found one 557-character line).
+        assert len(lines) > 1 and max(map(len, lines)) <= 130, text
+        assert "_params_to_validate" not in text
+        assert not [k for k in clf.get_params(deep=True) if "__" in k and "___" in k]
+        assert not any(k.split("__")[-1].startswith("_") for k in clf.get_params())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda t: EpisodicTrainer(MLP, n_way=20, lr=0.01),
+        lambda t: PrototypicalClassifier(clone(t)),
+        lambda t: PrototypicalClassifier(t),
+        lambda t: PrototypicalClassifier(FrozenEstimator(t)).fit(
+            np.random.rand(4, 64), [0, 0, 1, 1]
+        ),
+        lambda t: t,
+        lambda t: PrototypicalClassifier(MLP(hidden_sizes=(4,))),
+    ],
+)
+def test_html_repr_has_no_memory_addresses(own_trainer, make):
+    html = make(own_trainer)._repr_html_()
+    assert not re.findall(r"0x[0-9a-fA-F]{6,}", html)
+    assert "_params_to_validate" not in html
+
+
+def test_clone_of_the_trainer_keeps_every_parameter(own_trainer):
+    params = own_trainer.get_params(deep=False)
+    assert params == clone(own_trainer).get_params(deep=False) or repr(
+        sorted(params.items(), key=str)
+    ) == repr(sorted(clone(own_trainer).get_params(deep=False).items(), key=str))
+    assert not [name for name in params if name.startswith("_")]
