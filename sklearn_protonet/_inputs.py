@@ -31,7 +31,7 @@ def numeric_input(name: str = "X") -> Iterator[None]:
         ) from error
 
 
-def check_samples(X, dtype=np.float32) -> np.ndarray:
+def check_samples(X, dtype=np.float32, accept_sparse=False) -> np.ndarray:
     """``X`` as a finite numeric array of ``dtype`` (N-D allowed), with the
     package's message for non-numeric input.
 
@@ -39,7 +39,9 @@ def check_samples(X, dtype=np.float32) -> np.ndarray:
     classifier uses ``validate_data`` inside :func:`numeric_input`.
     """
     with numeric_input("X"):
-        return check_array(X, dtype=dtype, allow_nd=True, input_name="X")
+        return check_array(
+            X, dtype=dtype, allow_nd=True, input_name="X", accept_sparse=accept_sparse
+        )
 
 
 def _is_missing(value) -> bool:

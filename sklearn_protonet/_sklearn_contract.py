@@ -11,6 +11,7 @@ import inspect
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
@@ -201,11 +202,11 @@ def record_input(estimator, X, *, reset: bool) -> None:
     features; N-D images are left to the module's own shape check (Conv4
     names the shape it expects), and datasets to skorch.
     """
-    if not isinstance(X, (np.ndarray, torch.Tensor, list, tuple)) and not hasattr(
-        X, "columns"
-    ):
+    table = isinstance(X, (np.ndarray, torch.Tensor, list, tuple)) or sp.issparse(X)
+    if not table and not hasattr(X, "columns"):
         return
-    if not hasattr(X, "columns") and np.ndim(X) != 2:
+    n_dims = len(X.shape) if hasattr(X, "shape") else np.ndim(X)
+    if n_dims != 2:
         if reset:  # an image-trained encoder: no stale table width
             for name in ("n_features_in_", "feature_names_in_"):
                 estimator.__dict__.pop(name, None)

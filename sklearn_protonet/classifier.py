@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import (
     BaseEstimator,
@@ -37,6 +38,14 @@ from ._encoders import (
 )
 from ._inputs import as_tensor, check_labels, numeric_input
 from ._sklearn_contract import check_encoder_input, check_frozen_encoder_params
+from ._sparse import (
+    SPARSE_METRICS,
+    dense_rows,
+    iter_dense,
+    sparse_distances,
+    sparse_embeddings,
+    sparse_prototypes,
+)
 from .covariance import (
     VARIANCE_METRICS,
     ShrunkCovariance,
@@ -346,6 +355,11 @@ class PrototypicalClassifier(
 
     def _iter_embeddings(self, X: np.ndarray) -> Iterator[torch.Tensor]:
         """Embeddings of X in chunks of ``batch_size`` rows."""
+        if sp.issparse(X):  # dense blocks of batch_size rows: bounded memory
+            dtype = np.float64 if self.encoder_ is None else np.float32
+            for block in iter_dense(X, self.batch_size, dtype):
+                yield from self._iter_embeddings(block)
+            return
         own = encoder_module(self.encoder_)
         device = resolve_device(own, self.device)
         # None: float32, or a classifier pickled before inference_dtype.
@@ -366,7 +380,7 @@ class PrototypicalClassifier(
         # Modules compute in float32; the identity keeps float64 so it agrees
         # with NearestCentroid to the last digit.
         dtype = np.float64 if self.encoder is None else np.float32
-        kwargs = dict(dtype=dtype, allow_nd=True, reset=reset)
+        kwargs = dict(dtype=dtype, allow_nd=True, reset=reset, accept_sparse="csr")
         with numeric_input("X"):
             if y is None:
                 return validate_data(self, X, **kwargs)
@@ -434,6 +448,11 @@ class PrototypicalClassifier(
             getattr(self, "feature_names_in_", None),
             type(self).__name__,
         )
+        if sp.issparse(X):
+            if self._sparse_identity(X, self.encoder):
+                weights = None if sample_weight is None else weights
+                return self._fit_sparse_identity(X, codes, weights)
+            X = dense_rows(X)  # a support set is small: modules take it dense
         self.encoder_ = self._fit_encoder(X, y)
         # Stated contracts only: a module's own shape check says more (Conv4).
         contract = contracts.get_input_contract(self.encoder_, infer_shape=False)
@@ -471,6 +490,20 @@ class PrototypicalClassifier(
         self.prototypes_ = prototypes.cpu().numpy()
         return self
 
+    # -- sparse input (see _sparse) ------------------------------------------
+
+    def _sparse_identity(self, X, encoder) -> bool:
+        """Whether sparse ``X`` takes the exact sparse path (never densified)."""
+        return sp.issparse(X) and encoder is None and self.metric in SPARSE_METRICS
+
+    def _fit_sparse_identity(self, X, codes, weights):
+        self.encoder_ = None
+        self.inference_module_ = self._inference_module(X)  # checks the dtype
+        self.prototypes_, self.embedding_mean_ = sparse_prototypes(
+            X, codes, len(self.classes_), weights, self.normalization
+        )
+        return self
+
     def _iter_normalized(self, X: np.ndarray) -> Iterator[torch.Tensor]:
         """Embeddings of validated ``X``, normalised as the support set was."""
         mean = None if self.embedding_mean_ is None else as_tensor(self.embedding_mean_)
@@ -489,6 +522,16 @@ class PrototypicalClassifier(
 
     def _iter_distances(self, X: np.ndarray) -> Iterator[torch.Tensor]:
         """Distances of validated ``X`` to the prototypes, chunk by chunk."""
+        if self._sparse_identity(X, self.encoder_):
+            for start in range(0, X.shape[0], self.batch_size):
+                yield sparse_distances(
+                    X[start : start + self.batch_size],
+                    self.prototypes_,
+                    self.embedding_mean_,
+                    self.normalization,
+                    self.metric,
+                )
+            return
         prototypes = None
         for embeddings in self._iter_normalized(X):
             if prototypes is None:
@@ -504,7 +547,8 @@ class PrototypicalClassifier(
     def _per_chunk(self, X, reduce) -> np.ndarray:
         """``reduce`` applied to each chunk's distances, in one array."""
         X = self._check_predict_input(X)
-        return _fill((reduce(d).cpu().numpy() for d in self._iter_distances(X)), len(X))
+        chunks = (reduce(d).cpu().numpy() for d in self._iter_distances(X))
+        return _fill(chunks, X.shape[0])
 
     def decision_function(self, X) -> np.ndarray:
         """Negative distances to the prototypes, divided by ``temperature``.
@@ -588,4 +632,6 @@ class PrototypicalClassifier(
             Normalised as set by ``normalization``.
         """
         X = self._check_predict_input(X)
-        return _fill((e.cpu().numpy() for e in self._iter_normalized(X)), len(X))
+        if self._sparse_identity(X, self.encoder_):  # sparse in, sparse out
+            return sparse_embeddings(X, self.embedding_mean_, self.normalization)
+        return _fill((e.cpu().numpy() for e in self._iter_normalized(X)), X.shape[0])

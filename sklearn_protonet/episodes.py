@@ -17,6 +17,7 @@ from sklearn.preprocessing import LabelEncoder
 from skorch.dataset import Dataset
 
 from ._inputs import as_tensor, check_labels, check_samples
+from ._sparse import dense_rows
 
 __all__ = [
     "ClassSplit",
@@ -145,7 +146,8 @@ class EpisodeDataset(torch.utils.data.Dataset):
     @classmethod
     def from_labelled(cls, X, y, estimator: str = "EpisodicTrainer") -> EpisodeDataset:
         """Checked float32 samples and their labels (ints or strings)."""
-        X = check_samples(X)
+        # Sparse rows are densified: episodes index the samples as a tensor.
+        X = dense_rows(check_samples(X, accept_sparse="csr"))
         y = check_labels(y, estimator)
         if len(y) != len(X):
             raise ValueError(

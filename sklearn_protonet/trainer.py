@@ -14,6 +14,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import (
     BaseEstimator,
@@ -45,6 +46,7 @@ from ._encoders import (
 )
 from ._inputs import as_tensor, check_samples
 from ._sklearn_contract import check_encoder_input, record_input, sklearn_signature
+from ._sparse import iter_dense
 from .callbacks import EpisodeAccuracy
 from .distances import METRICS, episode_logits
 from .episodes import (
@@ -410,6 +412,10 @@ default="sqeuclidean"
         """
         check_is_fitted(self)
         record_input(self, X, reset=False)
+        if sp.issparse(X):  # dense blocks of batch_size rows: bounded memory
+            X = check_samples(X, accept_sparse="csr")
+            blocks = iter_dense(X, self.batch_size)
+            return np.concatenate([self.transform(block) for block in blocks])
         X = check_samples(X)
         if not hasattr(self, "n_features_in_"):  # fitted on a Dataset, or loaded
             check_encoder_input(self.module_, X.shape[1:], None, type(self).__name__)

@@ -361,3 +361,105 @@ def test_clone_of_the_trainer_keeps_every_parameter(own_trainer):
         sorted(params.items(), key=str)
     ) == repr(sorted(clone(own_trainer).get_params(deep=False).items(), key=str))
     assert not [name for name in params if name.startswith("_")]
+
+
+# -- 5. sparse input -----------------------------------------------------------
+
+
+def _sparse_data(n=240, d=3000, density=0.01, seed=0):
+    import scipy.sparse as sp
+
+    X = sp.random(n, d, density=density, format="csr", random_state=seed)
+    return X, np.random.RandomState(seed).randint(0, 4, n)
+
+
+@pytest.mark.parametrize("normalization", [None, "l2", "cl2n"])
+@pytest.mark.parametrize(
+    "metric", ["sqeuclidean", "euclidean", "cosine", "mahalanobis"]
+)
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_sparse_identity_matches_dense(normalization, metric, fmt):
+    X, y = _sparse_data(d=40 if metric == "mahalanobis" else 3000)
+    X = X.asformat(fmt)
+    weights = np.random.RandomState(1).rand(len(y)) + 0.1
+    params = dict(metric=metric, normalization=normalization, batch_size=50)
+    sparse = PrototypicalClassifier(**params).fit(X, y, sample_weight=weights)
+    dense = PrototypicalClassifier(**params).fit(X.toarray(), y, sample_weight=weights)
+    np.testing.assert_allclose(sparse.prototypes_, dense.prototypes_, atol=1e-12)
+    np.testing.assert_array_equal(sparse.predict(X), dense.predict(X.toarray()))
+    for method in ("predict_proba", "decision_function", "transform"):
+        a, b = getattr(sparse, method)(X), getattr(dense, method)(X.toarray())
+        a = a.toarray() if hasattr(a, "toarray") else a
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_sparse_identity_agrees_with_nearest_centroid():
+    from sklearn.neighbors import NearestCentroid
+
+    X, y = _sparse_data()
+    ours = PrototypicalClassifier().fit(X, y)
+    theirs = NearestCentroid().fit(X, y)
+    np.testing.assert_allclose(ours.prototypes_, theirs.centroids_, atol=1e-15)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+def test_sparse_identity_is_never_densified(monkeypatch):
+    """A million TF-IDF-like columns: densifying would take 16 GB; the sparse
+    path's peak is the prototypes plus one chunk of distances."""
+    import tracemalloc
+
+    import sklearn_protonet._sparse as sparse_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the identity path densified sparse rows")
+
+    monkeypatch.setattr(sparse_module, "dense_rows", refuse)
+    monkeypatch.setattr(sparse_module, "iter_dense", refuse)
+    X, y = _sparse_data(n=2000, d=1_000_000, density=2e-5)
+    tracemalloc.start()
+    try:
+        for normalization in (None, "l2", "cl2n"):
+            clf = PrototypicalClassifier(normalization=normalization, metric="cosine")
+            clf.fit(X, y).predict_proba(X)
+            clf.transform(X) if normalization != "cl2n" else None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200e6, peak  # prototypes: 4 x 1e6 float64 = 32 MB
+
+
+class _RowCounter(torch.nn.Module):
+    """Records the largest batch it embeds."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.linear = torch.nn.Linear(d, 3)
+        self.largest = 0
+
+    def forward(self, X):
+        self.largest = max(self.largest, len(X))
+        return self.linear(X)
+
+
+@pytest.mark.parametrize("batch_size", [7, 64])
+def test_sparse_rows_reach_modules_in_dense_chunks(batch_size):
+    X, y = _sparse_data(n=300, d=500)
+    module = _RowCounter(500)
+    clf = PrototypicalClassifier(module, batch_size=batch_size).fit(X, y)
+    module.largest = 0
+    dense = PrototypicalClassifier(module, batch_size=batch_size).fit(X.toarray(), y)
+    for method in ("predict_proba", "transform"):
+        np.testing.assert_allclose(
+            getattr(clf, method)(X), getattr(dense, method)(X.toarray()), rtol=1e-6
+        )
+    assert module.largest == batch_size
+
+
+def test_trainer_takes_sparse_rows():
+    X, y = _sparse_data(n=200, d=300, density=0.05)
+    labels = np.array(list("abcd"))[y]
+    trainer = tiny_trainer(batch_size=16).fit(X, labels)
+    assert trainer.n_features_in_ == 300
+    np.testing.assert_array_equal(trainer.transform(X), trainer.transform(X.toarray()))
+    clf = PrototypicalClassifier(tiny_trainer()).fit(X, labels)
+    assert clf.predict(X).shape == (200,)
