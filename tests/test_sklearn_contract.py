@@ -367,10 +367,15 @@ def test_clone_of_the_trainer_keeps_every_parameter(own_trainer):
 
 
 def _sparse_data(n=240, d=3000, density=0.01, seed=0):
+    """Random CSR rows (built directly: scipy's sparse.random samples among
+    all n x d cells, which takes minutes for a million columns)."""
     import scipy.sparse as sp
 
-    X = sp.random(n, d, density=density, format="csr", random_state=seed)
-    return X, np.random.RandomState(seed).randint(0, 4, n)
+    rng = np.random.RandomState(seed)
+    nnz = int(n * d * density)
+    rows, cols = rng.randint(0, n, nnz), rng.randint(0, d, nnz)
+    X = sp.csr_matrix((rng.rand(nnz), (rows, cols)), shape=(n, d))
+    return X, rng.randint(0, 4, n)
 
 
 @pytest.mark.parametrize("normalization", [None, "l2", "cl2n"])
