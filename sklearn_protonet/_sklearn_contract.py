@@ -238,6 +238,9 @@ _WIDTH_CHECKS = (
     "check_dict_unchanged",
     "check_dont_overwrite_parameters",
     "check_dtype_object",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
+    "check_estimator_sparse_tag",
     "check_estimators_dtypes",
     "check_estimators_fit_returns_self",
     "check_estimators_nan_inf",
@@ -256,6 +259,7 @@ _WIDTH_CHECKS = (
     "check_positive_only_tag_during_fit",
     "check_readonly_memmap_input",
     "check_sample_weight_equivalence_on_dense_data",
+    "check_sample_weight_equivalence_on_sparse_data",
     "check_sample_weights_list",
     "check_sample_weights_not_an_array",
     "check_sample_weights_not_overwritten",
@@ -320,9 +324,10 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     if isinstance(holder, nn.Module) or _is_fitted(holder):
         failures["check_estimators_overwrite_params"] = _HASH_OF_MODULES
     else:
-        failures["check_sample_weight_equivalence_on_dense_data"] = (
-            _REPEATED_ROWS_CHANGE_EPISODES
-        )
+        for data in ("dense", "sparse"):
+            failures[f"check_sample_weight_equivalence_on_{data}_data"] = (
+                _REPEATED_ROWS_CHANGE_EPISODES
+            )
     if has_fixed_width(encoder):
         failures.update(dict.fromkeys(_WIDTH_CHECKS, _FIXED_WIDTH))
     return failures

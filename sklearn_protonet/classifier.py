@@ -275,6 +275,7 @@ class PrototypicalClassifier(
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR/CSC/COO rows (see _sparse)
         # Also a transformer (``transform`` embeds). Modules compute in
         # float32; only the identity keeps float64.
         tags.transformer_tags = TransformerTags(

@@ -142,6 +142,14 @@ default="sqeuclidean"
         (episodic, on held-out classes), ``dur``.
     seed_ : int
         The seed drawn from ``random_state`` at initialisation.
+    n_features_in_ : int
+        Number of columns of the (2-D, array, DataFrame or sparse) samples
+        meta-trained on; ``transform`` and
+        :class:`~sklearn_protonet.PrototypicalClassifier` refuse other widths
+        with scikit-learn's message. Not set for N-D images or skorch
+        datasets (the module checks their shape).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when meta-trained on a DataFrame with string columns.
 
     Examples
     --------
