@@ -103,7 +103,9 @@ class PrototypicalClassifier(
         - a *fitted* :class:`~sklearn_protonet.EpisodicTrainer` (or any fitted
           scikit-learn transformer, or one wrapped in
           :class:`sklearn.frozen.FrozenEstimator`): used frozen. ``clone`` keeps
-          it as it is, so grid searches and cross-validation never retrain it.
+          it as it is, so grid searches and cross-validation never retrain it,
+          and ``set_params(encoder__...)`` refuses to change it (see
+          :ref:`pipelines`). Its ``n_features_in_`` fixes the input width.
         - an *unfitted* ``EpisodicTrainer`` (or transformer): ``fit`` first
           meta-trains (fits) a clone of it on ``(X, y)``, then computes the
           prototypes. This lets ``GridSearchCV`` tune ``encoder__lr``,
@@ -394,9 +396,10 @@ class PrototypicalClassifier(
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, sparse matrix or DataFrame of shape (n_samples, n_features)
             The support set (flattened images or table rows; N-D arrays when
-            the encoder takes them).
+            the encoder takes them; sparse rows, e.g. TF-IDF, are never
+            densified by the identity encoder).
         y : array-like of shape (n_samples,)
             Class labels, ints or strings. One example per class is enough.
         sample_weight : array-like of shape (n_samples,), default=None
