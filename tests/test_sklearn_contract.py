@@ -468,3 +468,76 @@ def test_trainer_takes_sparse_rows():
     np.testing.assert_array_equal(trainer.transform(X), trainer.transform(X.toarray()))
     clf = PrototypicalClassifier(tiny_trainer()).fit(X, labels)
     assert clf.predict(X).shape == (200,)
+
+
+# -- 6. labels and devices, alike in both estimators ----------------------------
+
+_X40 = np.random.RandomState(0).rand(40, 6)
+
+
+def _fit_either(estimator: str, X, y, **params):
+    if estimator == "trainer":
+        return tiny_trainer(**params).fit(X, y)
+    return PrototypicalClassifier(**params).fit(X, y)
+
+
+def _missing_labels():
+    base = np.repeat(list("abcd"), 10).astype(object)
+    cases = {}
+    for name, value in [("None", None), ("nan", np.nan), ("pd.NA", pd.NA)]:
+        y = base.copy()
+        y[[3, 17]] = value
+        cases[f"object-{name}"] = y
+    y = np.repeat([0.0, 1.0, 2.0, 3.0], 10)
+    y[5] = np.nan
+    cases["float-nan"] = y
+    cases["list-None"] = [*base[:-1].tolist(), None]
+    cases["series-None"] = pd.Series([*base[:-1].tolist(), None])
+    cases["categorical-nan"] = pd.Series(pd.Categorical([*base[:-1].tolist(), None]))
+    return cases
+
+
+@pytest.mark.parametrize("estimator", ["trainer", "classifier"])
+@pytest.mark.parametrize("labels", list(_missing_labels()), ids=str)
+def test_missing_labels_are_refused_by_both(estimator, labels):
+    y = _missing_labels()[labels]
+    with pytest.raises(ValueError, match=r"missing label\(s\) \(None or NaN\) at rows"):
+        _fit_either(estimator, _X40, y)
+
+
+@pytest.mark.parametrize("estimator", ["trainer", "classifier"])
+def test_mixed_label_kinds_are_refused_by_both(estimator):
+    y = np.repeat(list("abcd"), 10).astype(object)
+    y[:10] = 1
+    with pytest.raises(ValueError, match=r"y mixes strings with \['int'\] labels"):
+        _fit_either(estimator, _X40, y)
+
+
+@pytest.mark.parametrize("estimator", ["trainer", "classifier"])
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "", "CPU0", 3, 1.5])
+def test_device_typos_name_the_parameter(estimator, device):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="The 'device' parameter"):
+        _fit_either(estimator, _X40, np.repeat(list("abcd"), 10), device=device)
+
+
+@pytest.mark.parametrize("estimator", ["trainer", "classifier"])
+@pytest.mark.parametrize("device", ["cuda:99", "mps", torch.device("cuda", 99)])
+def test_devices_this_machine_lacks_are_refused(estimator, device):
+    kind = torch.device(device).type
+    if kind == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    with pytest.raises(ValueError, match=r"device=.*this machine"):
+        _fit_either(estimator, _X40, np.repeat(list("abcd"), 10), device=device)
+    if estimator == "trainer":  # set_params checks it too, before any fit
+        with pytest.raises(ValueError, match=r"device=.*this machine"):
+            tiny_trainer().set_params(device=device)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cpu:0", torch.device("cpu"), None])
+def test_valid_devices_are_accepted(device):
+    y = np.repeat(list("abcd"), 10)
+    PrototypicalClassifier(device=device).fit(_X40, y).predict(_X40)
+    if device is not None:
+        tiny_trainer(device=device).fit(_X40, y).transform(_X40)
