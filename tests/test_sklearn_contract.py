@@ -541,3 +541,30 @@ def test_valid_devices_are_accepted(device):
     PrototypicalClassifier(device=device).fit(_X40, y).predict(_X40)
     if device is not None:
         tiny_trainer(device=device).fit(_X40, y).transform(_X40)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"inference_dtype": "int8"},
+        {"inference_dtype": "bfloat16"},
+        {"normalization": "cl2n", "metric": "cosine"},
+        {"metric": "mahalanobis"},
+    ],
+    ids=str,
+)
+def test_fitting_and_predicting_never_change_a_fitted_encoder(
+    own_trainer, digits, params
+):
+    """Nothing the classifier does changes the user's trainer (item 1)."""
+    before = _snapshot(own_trainer)
+    own_trainer.module_.train()  # a user's trainer left in train mode stays so
+    X, y = digits["X_novel"][:50], digits["y_novel"][:50]
+    for encoder in (own_trainer, FrozenEstimator(own_trainer)):
+        clf = PrototypicalClassifier(encoder, **params).fit(X, y)
+        clf.predict_proba(X)
+        clf.transform(X)
+        clone(clf).fit(X, y)
+    _assert_unchanged(own_trainer, before)
+    assert own_trainer.module_.training
