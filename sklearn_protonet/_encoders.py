@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import torch
 from sklearn.frozen import FrozenEstimator
+from sklearn.utils._param_validation import Options
 from skorch import NeuralNet
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
@@ -21,6 +22,8 @@ from ._rng import seeded_global
 from .runtime import freed_memory_kept
 
 __all__ = [
+    "DeviceName",
+    "check_device_available",
     "encoder_module",
     "eval_mode",
     "has_lazy_parameters",
@@ -160,3 +163,56 @@ def resolve_device(
             "leave device=None to use the encoder's device."
         )
     return own
+
+
+class DeviceName(Options):
+    """scikit-learn parameter constraint: a string torch parses as a device
+    (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``...).
+
+    Checked with the other parameters, so a typo fails at ``fit`` (and the
+    trainer's ``set_params``) with scikit-learn's message naming ``device``,
+    not deep inside torch. (An ``Options`` subclass: scikit-learn accepts no
+    other kind of custom constraint.)
+    """
+
+    def __init__(self):
+        super().__init__(str, set())
+
+    def is_satisfied_by(self, val) -> bool:
+        if not isinstance(val, str):
+            return False
+        try:
+            torch.device(val)
+        except (RuntimeError, ValueError):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        return "a torch device name such as 'cpu', 'cuda' or 'cuda:0'"
+
+
+def check_device_available(device, estimator: str) -> None:
+    """Refuse a device this machine does not have, naming the fix."""
+    if device is None:
+        return
+    kind = torch.device(device)
+    available = {
+        "cuda": torch.cuda.is_available,
+        "mps": lambda: torch.backends.mps.is_available(),
+        "xpu": lambda: hasattr(torch, "xpu") and torch.xpu.is_available(),
+    }.get(kind.type)
+    if available is not None and not available():
+        raise ValueError(
+            f"{estimator}(device={str(device)!r}): this machine's PyTorch has no "
+            f"{kind.type.upper()} device (torch.{kind.type}.is_available() is "
+            "False). Use device='cpu', or install a PyTorch build for your "
+            "accelerator."
+        )
+    if kind.type == "cuda" and kind.index is not None:
+        count = torch.cuda.device_count()
+        if kind.index >= count:
+            raise ValueError(
+                f"{estimator}(device={str(device)!r}): this machine has {count} "
+                f"CUDA device(s), numbered 0 to {count - 1}. Use one of them, "
+                "e.g. device='cuda:0'."
+            )

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
+import pandas as pd
 import torch
-from sklearn.utils import check_array
+from sklearn.utils import check_array, column_or_1d
+from sklearn.utils.multiclass import check_classification_targets
 
-__all__ = ["as_tensor", "check_samples", "numeric_input"]
+__all__ = ["as_tensor", "check_labels", "check_samples", "numeric_input"]
 
 
 @contextmanager
@@ -29,7 +31,7 @@ def numeric_input(name: str = "X") -> Iterator[None]:
         ) from error
 
 
-def check_samples(X, dtype=np.float32) -> np.ndarray:
+def check_samples(X, dtype=np.float32, accept_sparse=False) -> np.ndarray:
     """``X`` as a finite numeric array of ``dtype`` (N-D allowed), with the
     package's message for non-numeric input.
 
@@ -37,7 +39,67 @@ def check_samples(X, dtype=np.float32) -> np.ndarray:
     classifier uses ``validate_data`` inside :func:`numeric_input`.
     """
     with numeric_input("X"):
-        return check_array(X, dtype=dtype, allow_nd=True, input_name="X")
+        return check_array(
+            X, dtype=dtype, allow_nd=True, input_name="X", accept_sparse=accept_sparse
+        )
+
+
+def _is_missing(value) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    try:
+        return bool(np.isnan(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def check_labels(y, estimator: str) -> np.ndarray:
+    """``y`` as a 1-D array of class labels, refusing what cannot be a class.
+
+    Missing labels (``None``, NaN, ``pd.NA``) would otherwise become a class
+    of their own in one estimator and a ``TypeError`` from sorting in
+    another; continuous or multi-output targets are refused with
+    scikit-learn's own message. Both estimators call this, so they accept
+    the same labels.
+    """
+    y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)  # scikit-learn's DataConversionWarning
+    if y.ndim != 1:
+        raise ValueError(
+            f"y should be a 1d array of class labels, got an array of shape "
+            f"{y.shape} instead. {estimator} takes one label per row of X."
+        )
+    if y.dtype.kind == "f":
+        missing = np.isnan(y)
+    elif y.dtype.kind == "O":
+        missing = np.fromiter((_is_missing(v) for v in y), bool, len(y))
+    else:
+        missing = np.zeros(len(y), bool)
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+        raise ValueError(
+            f"y contains {len(rows)} missing label(s) (None or NaN) at rows "
+            f"[{shown}]; {estimator} needs the class of every row. Drop the "
+            "unlabelled rows, or give them a class."
+        )
+    if y.dtype.kind == "O":
+        is_str = np.fromiter((isinstance(v, str) for v in y), bool, len(y))
+        if is_str.any() and not is_str.all():
+            kinds = sorted({type(v).__name__ for v in y[~is_str]})
+            raise ValueError(
+                f"y mixes strings with {kinds} labels; {estimator} "
+                "needs labels of one kind to sort the classes. Convert them "
+                "all to strings, e.g. y.astype(str)."
+            )
+    with warnings.catch_warnings():
+        # Few-shot sets have many classes for their size by design.
+        warnings.filterwarnings(
+            "ignore", "The number of unique classes is greater than 50%"
+        )
+        check_classification_targets(y)
+    return y
 
 
 def as_tensor(X: np.ndarray) -> torch.Tensor:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    clone,
+)
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -24,6 +29,8 @@ from torch import nn
 
 from . import adaptation, contracts, open_set, prototypes
 from ._encoders import (
+    DeviceName,
+    check_device_available,
     encoder_module,
     has_lazy_parameters,
     iter_embeddings,
@@ -31,7 +38,7 @@ from ._encoders import (
     one_thread,
     resolve_device,
 )
-from ._inputs import as_tensor, numeric_input
+from ._inputs import as_tensor, check_labels, numeric_input
 from ._numerics import (
     check_finite_embeddings,
     decision,
@@ -40,6 +47,15 @@ from ._numerics import (
     stable_prototypes,
 )
 from ._rng import draw_seed
+from ._sklearn_contract import check_encoder_input, check_frozen_encoder_params
+from ._sparse import (
+    SPARSE_METRICS,
+    dense_rows,
+    iter_dense,
+    sparse_distances,
+    sparse_embeddings,
+    sparse_prototypes,
+)
 from .covariance import (
     VARIANCE_METRICS,
     ShrunkCovariance,
@@ -76,7 +92,9 @@ def _is_fitted(estimator) -> bool:
     return True
 
 
-class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
+class PrototypicalClassifier(
+    ClassNamePrefixFeaturesOutMixin, ClassifierMixin, TransformerMixin, BaseEstimator
+):
     """Few-shot classifier: each class is the mean of its embedded examples.
 
     ``fit`` embeds a (small) labelled support set and keeps one prototype per
@@ -95,7 +113,9 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         - a *fitted* :class:`~sklearn_protonet.EpisodicTrainer` (or any fitted
           scikit-learn transformer, or one wrapped in
           :class:`sklearn.frozen.FrozenEstimator`): used frozen. ``clone`` keeps
-          it as it is, so grid searches and cross-validation never retrain it.
+          it as it is, so grid searches and cross-validation never retrain it,
+          and ``set_params(encoder__...)`` refuses to change it (see
+          :ref:`pipelines`). Its ``n_features_in_`` fixes the input width.
         - an *unfitted* ``EpisodicTrainer`` (or transformer): ``fit`` first
           meta-trains (fits) a clone of it on ``(X, y)``, then computes the
           prototypes. This lets ``GridSearchCV`` tune ``encoder__lr``,
@@ -251,7 +271,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         "covariance": [None, ShrunkCovariance],
         "temperature": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [None, str, torch.device],
+        "device": [None, DeviceName(), torch.device],
         "normalization": [None, StrOptions(set(NORMALIZATIONS))],
         "fine_tune_steps": [Interval(Integral, 0, 10_000, closed="both")],
         "fine_tune_lr": [Interval(Real, 0, None, closed="neither")],
@@ -315,8 +335,15 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                 new.encoder = self.encoder
         return new
 
+    def set_params(self, **params):
+        """Set parameters; those of a fitted encoder (``encoder__*``) are
+        refused: a fitted encoder is frozen (see :ref:`pipelines`)."""
+        check_frozen_encoder_params(self, params)
+        return super().set_params(**params)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR/CSC/COO rows (see _sparse)
         # Also a transformer (``transform`` embeds). Modules compute in
         # float32; only the identity keeps float64.
         tags.transformer_tags = TransformerTags(
@@ -424,6 +451,11 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             yield chunk
 
     def _embed_chunks(self, X: np.ndarray) -> Iterator[torch.Tensor]:
+        if sp.issparse(X):  # dense blocks of batch_size rows: bounded memory
+            dtype = np.float64 if self.encoder_ is None else np.float32
+            for block in iter_dense(X, self.batch_size, dtype):
+                yield from self._embed_chunks(block)
+            return
         own = encoder_module(self.encoder_)
         device = resolve_device(own, self.device)
         # None: float32, or a classifier pickled before inference_dtype.
@@ -446,7 +478,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         # agrees with NearestCentroid to the last digit, converting float32
         # chunk by chunk (no float64 copy of all of X).
         dtype = (np.float64, np.float32) if self.encoder is None else np.float32
-        kwargs = dict(dtype=dtype, allow_nd=True, reset=reset)
+        kwargs = dict(dtype=dtype, allow_nd=True, reset=reset, accept_sparse="csr")
         with numeric_input("X"):
             if y is None:
                 return validate_data(self, X, **kwargs)
@@ -459,9 +491,10 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, sparse matrix or DataFrame of shape (n_samples, n_features)
             The support set (flattened images or table rows; N-D arrays when
-            the encoder takes them).
+            the encoder takes them; sparse rows, e.g. TF-IDF, are never
+            densified by the identity encoder).
         y : array-like of shape (n_samples,)
             Class labels, ints or strings. One example per class is enough.
             With ``refinement_steps > 0``, ``-1`` (``"-1"``) marks unlabeled
@@ -480,15 +513,9 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                 "PrototypicalClassifier requires y to be passed, but the target y "
                 "is None: give the class label of each support example."
             )
+        check_device_available(self.device, type(self).__name__)
+        y = check_labels(y, type(self).__name__)
         X, y = self._check_input(X, reset=True, y=y)
-        with warnings.catch_warnings():
-            # A few-shot support set has many classes for its size by design
-            # (one example each in 1-shot): scikit-learn's "could be a
-            # regression target" hint misfires on every such fit.
-            warnings.filterwarnings(
-                "ignore", "The number of unique classes is greater than 50%"
-            )
-            check_classification_targets(y)
         # -- semi-supervised: rows marked -1 join the prototypes unlabeled --
         unlabeled = self._unlabeled_rows(y)
         labeled = ~unlabeled
@@ -496,7 +523,6 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             X_labeled, y = X[labeled], y[labeled]
         else:
             X_labeled = X
-        # --
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -526,6 +552,20 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
                 "are undefined. Give each class a positive weight."
             )
         self.input_shape_ = X.shape[1:]
+        check_encoder_input(
+            self.encoder,
+            X.shape[1:],
+            getattr(self, "feature_names_in_", None),
+            type(self).__name__,
+        )
+        if sp.issparse(X):
+            # Unlabeled rows and the rejection threshold work on dense rows.
+            exact = labeled.all() and self.unknown_label is None
+            if exact and self._sparse_identity(X, self.encoder):
+                weights = None if sample_weight is None else weights
+                return self._fit_sparse_identity(X, codes, weights)
+            # A support set is small: modules (and refinement) take it dense.
+            X, X_labeled = dense_rows(X), dense_rows(X_labeled)
         self.encoder_ = self._fit_encoder(X_labeled, y)
         # Stated contracts only: a module's own shape check says more (Conv4).
         contract = contracts.get_input_contract(self.encoder_, infer_shape=False)
@@ -719,13 +759,15 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 "partial_fit requires y: give the class label of each example."
             )
+        y = check_labels(y, type(self).__name__)
         X, y = self._check_input(X, reset=False, y=y)
         if X.shape[1:] != self.input_shape_:
             raise ValueError(
                 f"X has samples of shape {X.shape[1:]}, but PrototypicalClassifier "
                 f"was fitted on samples of shape {self.input_shape_}."
             )
-        check_classification_targets(y)
+        if sp.issparse(X):  # a batch of support rows is small: dense
+            X = dense_rows(X)
         if (np.asarray(y).dtype.kind in "iufb") != (self.classes_.dtype.kind in "iufb"):
             raise ValueError(
                 f"y has labels of dtype {np.asarray(y).dtype}, but classes_ are of "
@@ -789,6 +831,26 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             return as_tensor(X.reshape(len(X), -1)).to(device, torch.float64)
         return torch.cat(list(self._iter_embeddings(X))).double()
 
+    # -- sparse input (see _sparse) ------------------------------------------
+
+    def _sparse_identity(self, X, encoder) -> bool:
+        """Whether sparse ``X`` takes the exact sparse path (never densified)."""
+        return sp.issparse(X) and encoder is None and self.metric in SPARSE_METRICS
+
+    def _fit_sparse_identity(self, X, codes, weights):
+        self.encoder_ = None
+        self.inference_module_ = self._inference_module(X)  # checks the dtype
+        self.prototypes_, self.embedding_mean_ = sparse_prototypes(
+            X, codes, len(self.classes_), weights, self.normalization
+        )
+        # partial_fit's running sums (the prototypes times the class weights)
+        # and open-set rejection's threshold, as the dense path sets them.
+        w = np.ones(X.shape[0]) if weights is None else weights
+        self.prototype_totals_ = np.bincount(codes, w, minlength=len(self.classes_))
+        self.prototype_sums_ = self.prototypes_ * self.prototype_totals_[:, None]
+        self.threshold_ = None
+        return self
+
     def _iter_normalized(self, X: np.ndarray) -> Iterator[torch.Tensor]:
         """Embeddings of validated ``X``, normalised as the support set was."""
         mean = None if self.embedding_mean_ is None else as_tensor(self.embedding_mean_)
@@ -809,6 +871,19 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         """Distances of validated ``X`` to the prototypes, chunk by chunk, as
         ``(d, factor)``: the true distances are ``d * factor`` (factor 1
         unless they overflow float64, see ``_numerics.scaled_distances``)."""
+        if self._sparse_identity(X, self.encoder_):
+            for start in range(0, X.shape[0], self.batch_size):
+                yield (
+                    sparse_distances(
+                        X[start : start + self.batch_size],
+                        self.prototypes_,
+                        self.embedding_mean_,
+                        self.normalization,
+                        self.metric,
+                    ),
+                    1.0,
+                )
+            return
         prototypes = None
         for embeddings in self._iter_normalized(X):
             if prototypes is None:
@@ -833,7 +908,7 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
         X = self._check_predict_input(X)
         with self._threads():
             chunks = (reduce(*pair).cpu().numpy() for pair in self._iter_distances(X))
-            return _fill(chunks, len(X))
+            return _fill(chunks, X.shape[0])
 
     def decision_function(self, X) -> np.ndarray:
         """Negative distances to the prototypes, divided by ``temperature``.
@@ -938,6 +1013,12 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             X, lambda d, f: torch.softmax(logits(d, f, self.temperature), 1)
         )
 
+    @property
+    def _n_features_out(self) -> int:
+        # Columns of transform, named prototypicalclassifier0, ... by
+        # get_feature_names_out; set_output(transform="pandas") uses them.
+        return self.prototypes_.shape[1]
+
     def fit_transform(self, X, y, sample_weight=None) -> np.ndarray:
         """``fit(X, y)``, then the embeddings of ``X``."""
         return self.fit(X, y, sample_weight).transform(X)
@@ -955,6 +1036,8 @@ class PrototypicalClassifier(ClassifierMixin, BaseEstimator):
             Normalised as set by ``normalization``.
         """
         X = self._check_predict_input(X)
+        if self._sparse_identity(X, self.encoder_):  # sparse in, sparse out
+            return sparse_embeddings(X, self.embedding_mean_, self.normalization)
         with self._threads():
             chunks = (e.cpu().numpy() for e in self._iter_normalized(X))
-            return _fill(chunks, len(X))
+            return _fill(chunks, X.shape[0])

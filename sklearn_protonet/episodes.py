@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import column_or_1d
 from skorch.dataset import Dataset
 
-from ._inputs import as_tensor, check_samples
+from ._inputs import as_tensor, check_labels, check_samples
+from ._sparse import dense_rows
 
 __all__ = [
     "ClassSplit",
@@ -144,10 +144,11 @@ class EpisodeDataset(torch.utils.data.Dataset):
         self.X, self.codes, self.classes = X, np.asarray(codes), np.asarray(classes)
 
     @classmethod
-    def from_labelled(cls, X, y) -> EpisodeDataset:
+    def from_labelled(cls, X, y, estimator: str = "EpisodicTrainer") -> EpisodeDataset:
         """Checked float32 samples and their labels (ints or strings)."""
-        X = check_samples(X)
-        y = column_or_1d(np.asarray(y), warn=True)
+        # Sparse rows are densified: episodes index the samples as a tensor.
+        X = dense_rows(check_samples(X, accept_sparse="csr"))
+        y = check_labels(y, estimator)
         if len(y) != len(X):
             raise ValueError(
                 f"X has {len(X)} rows but y has {len(y)}; they must match."

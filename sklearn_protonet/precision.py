@@ -290,4 +290,8 @@ def inference_module(
             raise ValueError("inference_dtype='int8' needs calibration inputs.")
         return _int8(module, calibration, batch_size).eval()
     device_type = module_device(module).type
-    return _Autocast(module, getattr(torch, dtype), device_type).eval()
+    wrapper = _Autocast(module, getattr(torch, dtype), device_type)
+    # The wrapper's own flag only: .eval() would recurse into the user's
+    # module and leave it in eval mode (embedding sets eval mode and restores).
+    wrapper.training = False
+    return wrapper

@@ -15,7 +15,13 @@ from contextlib import nullcontext
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.utils._param_validation import (
     Interval,
     Options,
@@ -29,7 +35,11 @@ from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 from torch import nn
 
+from . import contracts
 from ._encoders import (
+    DeviceName,
+    check_device_available,
+    eval_mode,
     has_lazy_parameters,
     iter_embeddings,
     materialize,
@@ -38,6 +48,8 @@ from ._encoders import (
 from ._inputs import as_tensor, check_samples
 from ._numerics import check_finite_loss, check_finite_weights
 from ._rng import seeded_global, training_generators, uses_global_rng
+from ._sklearn_contract import check_encoder_input, record_input, sklearn_signature
+from ._sparse import iter_dense
 from .callbacks import EpisodeAccuracy
 from .distances import METRICS, episode_logits
 from .episodes import (
@@ -62,7 +74,7 @@ def _is_early_stop(error: KeyboardInterrupt) -> bool:
     return frame is not None and isinstance(frame.f_locals.get("self"), EarlyStopping)
 
 
-class EpisodicTrainer(NeuralNet):
+class EpisodicTrainer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralNet):
     """Meta-trains an encoder as a prototypical network, episode by episode.
 
     A skorch ``NeuralNet``: every skorch parameter, callback and method works
@@ -149,6 +161,14 @@ default="sqeuclidean"
         (``KeyboardInterrupt``, Ctrl-C): skorch then returns the partly
         trained net, as with any skorch net. ``EarlyStopping`` is not an
         interruption.
+    n_features_in_ : int
+        Number of columns of the (2-D, array, DataFrame or sparse) samples
+        meta-trained on; ``transform`` and
+        :class:`~sklearn_protonet.PrototypicalClassifier` refuse other widths
+        with scikit-learn's message. Not set for N-D images or skorch
+        datasets (the module checks their shape).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when meta-trained on a DataFrame with string columns.
 
     Examples
     --------
@@ -225,7 +245,29 @@ default="sqeuclidean"
         ],
         "random_state": ["random_state"],
         "autocast_dtype": [None, StrOptions({"bfloat16", "float16"})],
+        # None: the module stays where it is (accelerate places it).
+        "device": [None, DeviceName(), torch.device],
     }
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            # A function of the subclass's own to carry the merged signature
+            # (never set it on a mixin's __init__, shared with other classes).
+            def __init__(self, *args, **kwargs):
+                super(cls, self).__init__(*args, **kwargs)
+
+            cls.__init__ = __init__
+        cls.__init__.__signature__ = sklearn_signature(cls)
+
+    # scikit-learn's repr (changed parameters only, nested estimators wrapped)
+    # instead of skorch's, which shows the module alone.
+    __repr__ = BaseEstimator.__repr__
+
+    def _get_param_names(self):
+        # skorch lists every attribute not ending in "_"; private ones
+        # (_params_to_validate, _sklearn_output_config) are no parameters.
+        return [name for name in super()._get_param_names() if name[0] != "_"]
 
     @property
     def _default_callbacks(self):
@@ -263,6 +305,7 @@ default="sqeuclidean"
             {name: getattr(self, name) for name in self._parameter_constraints},
             caller_name=type(self).__name__,
         )
+        check_device_available(self.device, type(self).__name__)
 
     def set_params(self, **kwargs):
         """Set parameters (skorch's ``set_params``), checking their values."""
@@ -351,6 +394,7 @@ default="sqeuclidean"
         """Continue meta-training on labelled data (see ``fit``)."""
         if not self.initialized_:
             self.initialize()
+        record_input(self, X, reset=not hasattr(self, "n_features_in_"))
         dataset = self.get_dataset(X, y)
         # freed_memory_kept: each step frees and reallocates activations of
         # tens of MB; malloc keeps them while training (1.5x faster on CPU).
@@ -397,6 +441,7 @@ default="sqeuclidean"
         -------
         self
         """
+        record_input(self, X, reset=True)
         return super().fit(X, y, **fit_params)
 
     def infer(self, x, **fit_params):
@@ -435,11 +480,37 @@ default="sqeuclidean"
         ndarray of shape (n_samples, embedding_dim)
         """
         check_is_fitted(self)
-        X = as_tensor(check_samples(X))
+        record_input(self, X, reset=False)
+        if sp.issparse(X):  # dense blocks of batch_size rows: bounded memory
+            X = check_samples(X, accept_sparse="csr")
+            blocks = iter_dense(X, self.batch_size)
+            return np.concatenate([self.transform(block) for block in blocks])
+        X = check_samples(X)
+        if not hasattr(self, "n_features_in_"):  # fitted on a Dataset, or loaded
+            check_encoder_input(self.module_, X.shape[1:], None, type(self).__name__)
+        X = as_tensor(X)
         # device=None (accelerate places the module): embed where it lives.
         device = module_device(self.module_) if self.device is None else self.device
         chunks = iter_embeddings(self.module_, X, self.batch_size, device)
         return torch.cat([c.cpu() for c in chunks]).numpy()
+
+    @property
+    def _n_features_out(self) -> int:
+        """The embedding width (columns of ``transform``), from one forward
+        pass of a zero sample: a module does not state it."""
+        check_is_fitted(self)
+        shape = getattr(contracts.get_input_contract(self.module_), "shape", None)
+        if hasattr(self, "n_features_in_"):
+            shape = (self.n_features_in_,)
+        if shape is None:
+            raise AttributeError(
+                "The embedding width of this EpisodicTrainer is unknown: it was "
+                "fitted on a Dataset of N-D samples. transform(X) some samples "
+                "to see it."
+            )
+        device = module_device(self.module_)
+        with eval_mode(self.module_), torch.inference_mode():
+            return int(self.module_(torch.zeros((1, *shape), device=device)).shape[1])
 
     def predict(self, X):
         raise AttributeError(
@@ -449,3 +520,6 @@ default="sqeuclidean"
         )
 
     predict_proba = predict
+
+
+EpisodicTrainer.__init__.__signature__ = sklearn_signature(EpisodicTrainer)

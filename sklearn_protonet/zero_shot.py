@@ -521,6 +521,13 @@ class ZeroShotPrototypicalClassifier(PrototypicalClassifier):
         self.batch_size = batch_size
         self.device = device
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Sparse rows are the identity encoder's (PrototypicalClassifier);
+        # fit here takes class metadata, not rows.
+        tags.input_tags.sparse = False
+        return tags
+
     def _fit_encoder(self, X, y):
         encoder = self.encoder
         if encoder is None:

@@ -8,6 +8,7 @@ the code.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import runpy
@@ -106,6 +107,19 @@ _TOO_SMALL_X = np.random.RandomState(0).rand(30, 4)
 _TOO_SMALL_Y = np.array(["a"] * 10 + ["b"] * 10 + ["small"] * 3 + ["tiny"] * 7)
 _ONE_EXAMPLE_Y = np.array([0] * 4 + [1] * 4 + [2])
 _NON_NUMERIC = np.array([["a", "b", "c"]] * 8, dtype=object)
+
+
+@functools.cache
+def _fitted_trainer(columns: str | None = None) -> EpisodicTrainer:
+    """A trainer meta-trained on X40 (a DataFrame with ``columns``)."""
+    X = X40 if columns is None else pd.DataFrame(X40, columns=list(columns))
+    return tiny_trainer().fit(X, Y40)
+
+
+def _labels_with(value, n_missing=10, dtype=object):
+    y = Y40.astype(object)
+    y[-n_missing:] = value
+    return y.astype(dtype)
 
 
 def _image_folder(*classes: str, sizes=(8,), corrupt=False) -> Path:
@@ -890,6 +904,136 @@ ERROR_CASES += [
         NotFittedError,
         r"the rejection threshold is calibrated by fit\. Call fit again",
         "Refit after setting ``unknown_label``.",
+    ),
+    # -- the scikit-learn contract: labels, devices, widths, frozen encoders --
+    *[
+        ErrorCase(
+            f"{who}-missing-labels-{kind}",
+            f"``{who_name}.fit`` with ``{kind}`` labels among the classes",
+            trigger,
+            ValueError,
+            r"y contains 10 missing label\(s\) \(None or NaN\) at rows "
+            r"\[30, 31, 32, 33, 34, \.\.\.\]; "
+            rf"{who_name} needs the class of every row",
+            "Drop the unlabelled rows (``mask = pd.notna(y)``), or give them a class.",
+        )
+        for who, who_name, fit in (
+            ("trainer", "EpisodicTrainer", lambda y: tiny_trainer().fit(X40, y)),
+            (
+                "classifier",
+                "PrototypicalClassifier",
+                lambda y: PrototypicalClassifier().fit(X40, y),
+            ),
+        )
+        for kind, trigger in (
+            ("None", lambda fit=fit: fit(_labels_with(None))),
+            ("NaN", lambda fit=fit: fit(_labels_with(np.nan))),
+            (
+                "float-NaN",
+                lambda fit=fit: fit(
+                    np.r_[np.repeat([1.0, 2.0, 3.0], 10), [np.nan] * 10]
+                ),
+            ),
+        )
+    ],
+    ErrorCase(
+        "mixed-label-kinds",
+        "Labels mixing strings and numbers in an object array",
+        lambda: tiny_trainer().fit(X40, _labels_with(7, n_missing=1)),
+        ValueError,
+        r"y mixes strings with \['int'\] labels; EpisodicTrainer needs labels "
+        r"of one kind",
+        "Convert them all to strings, e.g. ``y.astype(str)``.",
+    ),
+    *[
+        ErrorCase(
+            f"{who}-device-typo",
+            f"``{who}(device='gpu')``",
+            trigger,
+            InvalidParameterError,
+            rf"The 'device' parameter of {who} must be None, a torch device name "
+            r"such as 'cpu', 'cuda' or 'cuda:0'",
+            "Use a torch device name: ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``.",
+        )
+        for who, trigger in (
+            ("EpisodicTrainer", lambda: tiny_trainer(device="gpu").fit(X40, Y40)),
+            (
+                "PrototypicalClassifier",
+                lambda: PrototypicalClassifier(device="gpu").fit(X4, Y4),
+            ),
+        )
+    ],
+    ErrorCase(
+        "trainer-set-params-device-typo",
+        "``trainer.set_params(device='gpu')``",
+        lambda: tiny_trainer().set_params(device="gpu"),
+        InvalidParameterError,
+        r"The 'device' parameter of EpisodicTrainer must be None, a torch device",
+        "Use a torch device name; ``set_params`` checks it as ``fit`` does.",
+    ),
+    *[
+        ErrorCase(
+            f"{who}-device-not-on-this-machine",
+            f"``{who}(device='cuda:99')``: no such accelerator on this machine",
+            trigger,
+            ValueError,
+            rf"{who}\(device='cuda:99'\): this machine",
+            "Use ``device='cpu'``, a device this machine has, or a PyTorch build "
+            "for your accelerator.",
+        )
+        for who, trigger in (
+            ("EpisodicTrainer", lambda: tiny_trainer().set_params(device="cuda:99")),
+            (
+                "PrototypicalClassifier",
+                lambda: PrototypicalClassifier(device="cuda:99").fit(X4, Y4),
+            ),
+        )
+    ],
+    ErrorCase(
+        "frozen-encoder-set-params",
+        "``PrototypicalClassifier(fitted_trainer).set_params(encoder__lr=0.1)`` "
+        "(also in a ``GridSearchCV``)",
+        lambda: PrototypicalClassifier(_fitted_trainer()).set_params(encoder__lr=0.1),
+        ValueError,
+        r"Cannot set encoder__lr on PrototypicalClassifier: its encoder, a fitted "
+        r"EpisodicTrainer, is frozen",
+        "Tune the classifier's own parameters; to tune meta-training pass an "
+        "unfitted trainer, ``PrototypicalClassifier(clone(trainer))``.",
+    ),
+    ErrorCase(
+        "trainer-transform-wrong-width",
+        "``trainer.transform`` on rows of another width than meta-training's",
+        lambda: _fitted_trainer().transform(X40[:, :3]),
+        ValueError,
+        r"X has 3 features, but EpisodicTrainer is expecting 6 features as input",
+        "Transform the rows exactly as the meta-training rows.",
+    ),
+    ErrorCase(
+        "fitted-encoder-wrong-width",
+        "``PrototypicalClassifier(fitted_trainer).fit`` on rows of another width",
+        lambda: PrototypicalClassifier(_fitted_trainer()).fit(X4, Y4),
+        ValueError,
+        r"X has 3 features, but EpisodicTrainer is expecting 6 features as input",
+        "Give the support set the columns the encoder was trained on.",
+    ),
+    ErrorCase(
+        "module-encoder-wrong-width",
+        "A module whose first layer is ``nn.Linear(6, ...)`` on 3 columns",
+        lambda: PrototypicalClassifier(torch.nn.Linear(6, 2)).fit(X4, Y4),
+        ValueError,
+        r"X has 3 features, but PrototypicalClassifier is expecting 6 features "
+        r"as input: its encoder, Linear, takes 6 values per sample",
+        "Give X that many columns, or build the module for your data.",
+    ),
+    ErrorCase(
+        "encoder-feature-names-differ",
+        "A support DataFrame whose columns differ from the encoder's training",
+        lambda: PrototypicalClassifier(_fitted_trainer("abcdef")).fit(
+            pd.DataFrame(X40, columns=list("abcdez")), Y40
+        ),
+        ValueError,
+        r"The feature names should match those that were passed during fit",
+        "Select and order the columns as in meta-training.",
     ),
 ]
 

@@ -1,0 +1,333 @@
+"""The scikit-learn contract where skorch or wrapped encoders bend it: reprs,
+parameter names, frozen fitted encoders, input widths and feature names.
+
+The estimators call these helpers in a line or two each, so the rules live in
+one place (issue 11 of the project's tracker lists the cases they fix).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
+    check_is_fitted,
+)
+from torch import nn
+from torch.nn.modules.lazy import LazyModuleMixin
+from torch.nn.parameter import UninitializedParameter
+
+from ._encoders import encoder_module
+
+__all__ = [
+    "check_encoder_input",
+    "check_frozen_encoder_params",
+    "expected_failed_checks",
+    "has_fixed_width",
+    "is_frozen_encoder",
+    "record_input",
+    "sklearn_signature",
+]
+
+_SKIPPED_KINDS = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+def sklearn_signature(cls) -> inspect.Signature:
+    """``cls.__init__``'s signature with the keyword parameters of every
+    ``__init__`` along the MRO (the nearest default wins).
+
+    A skorch net passes most parameters to ``NeuralNet.__init__`` through
+    ``**kwargs``; scikit-learn's repr compares each parameter with the default
+    in the signature and would otherwise print all of them as changed. The
+    merged signature also documents every parameter in ``help()``.
+    """
+    own = inspect.signature(cls.__init__)
+    head = [p for p in own.parameters.values() if p.kind not in _SKIPPED_KINDS]
+    head = [p for p in head if p.kind != inspect.Parameter.KEYWORD_ONLY]
+    names = {p.name for p in head}
+    keywords = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for param in inspect.signature(init).parameters.values():
+            if param.kind in _SKIPPED_KINDS or param.name in names:
+                continue
+            keywords.setdefault(
+                param.name, param.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            )
+    var = [p for p in own.parameters.values() if p.kind in _SKIPPED_KINDS]
+    var_positional = [p for p in var if p.kind == inspect.Parameter.VAR_POSITIONAL]
+    var_keyword = [p for p in var if p.kind == inspect.Parameter.VAR_KEYWORD]
+    return own.replace(
+        parameters=[*head, *var_positional, *keywords.values(), *var_keyword]
+    )
+
+
+def _is_fitted(estimator) -> bool:
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
+
+
+def is_frozen_encoder(encoder) -> bool:
+    """Whether ``encoder`` is a fitted estimator, which a classifier shares
+    with its clones and never changes (a module is copied by ``clone``)."""
+    if encoder is None or isinstance(encoder, nn.Module):
+        return False
+    return hasattr(encoder, "get_params") and _is_fitted(encoder)
+
+
+def check_frozen_encoder_params(estimator, params: dict) -> None:
+    """Refuse ``set_params(encoder__...)`` on a fitted (frozen) encoder.
+
+    ``clone`` shares a fitted encoder between a classifier and its clones, so
+    setting its parameters through one of them would change the user's
+    trainer, every clone's, and (skorch re-initialises on ``module__*``)
+    discard its training; the result would also depend on whether
+    ``GridSearchCV`` ran in this process or pickled the estimator to
+    another. The rule is therefore the same everywhere: a fitted encoder is
+    frozen.
+    """
+    nested = sorted(key for key in params if key.startswith("encoder__"))
+    if not nested:
+        return
+    encoder = params.get("encoder", estimator.encoder)
+    if not is_frozen_encoder(encoder):
+        return
+    raise ValueError(
+        f"Cannot set {', '.join(nested)} on {type(estimator).__name__}: its "
+        f"encoder, a fitted {type(encoder).__name__}, is frozen. The classifier "
+        "and its clones (GridSearchCV, cross_val_score) share a fitted encoder "
+        "and never change or retrain it. To tune meta-training, give the "
+        "classifier an unfitted trainer, e.g. "
+        "PrototypicalClassifier(sklearn.base.clone(trainer)), which every fit "
+        "meta-trains anew with encoder__* set; to change the fitted trainer "
+        "itself, call trainer.set_params(...) on it directly."
+    )
+
+
+def _first_layer_width(module: nn.Module) -> tuple[int, str] | None:
+    """The flattened sample size a module takes, when its first layer tells.
+
+    The first submodule stating an image ``input_shape`` (``Conv4``,
+    ``RandomShift``) gives ``C * H * W``; otherwise a first weighted layer
+    that is a (materialised) ``nn.Linear`` gives its ``in_features``. Any
+    other first layer tells nothing: the module checks its input itself.
+    """
+    for sub in module.modules():
+        shape = getattr(sub, "input_shape", None)
+        if isinstance(shape, tuple) and len(shape) == 3:
+            return int(np.prod(shape)), f"{type(sub).__name__}(input_shape={shape})"
+        if next(sub.parameters(recurse=False), None) is not None:
+            lazy = isinstance(sub, LazyModuleMixin) or any(
+                isinstance(p, UninitializedParameter) for p in sub.parameters()
+            )
+            if isinstance(sub, nn.Linear) and not lazy:
+                return sub.in_features, f"its first layer, {sub}"
+            return None
+    return None
+
+
+def check_encoder_input(
+    encoder, sample_shape: tuple[int, ...], feature_names, owner: str
+) -> None:
+    """Refuse samples the encoder cannot embed, with scikit-learn's messages.
+
+    A fitted estimator (a trainer, a transformer, either inside
+    ``FrozenEstimator``) recorded ``n_features_in_`` and
+    ``feature_names_in_`` when it was fitted: scikit-learn's own checks run
+    against them. A module states its width through its first layer
+    (:func:`_first_layer_width`). Without this, a wrong width fails deep in
+    torch ("mat1 and mat2 shapes cannot be multiplied").
+
+    Parameters
+    ----------
+    encoder : None, torch.nn.Module or fitted estimator
+    sample_shape : tuple of int
+        ``X.shape[1:]`` of the validated input.
+    feature_names : ndarray of str or None
+        The input's column names (``feature_names_in_`` of the caller).
+    owner : str
+        The estimator that holds the encoder, for the message.
+    """
+    holder = encoder.estimator if isinstance(encoder, FrozenEstimator) else encoder
+    if holder is None:
+        return
+    if not isinstance(holder, nn.Module) and (
+        not hasattr(holder, "fit") or not _is_fitted(holder)
+    ):
+        return  # fitted on this very X first, or no encoder (fit says so)
+    n_features = int(np.prod(sample_shape))
+    if not isinstance(holder, nn.Module) and hasattr(holder, "n_features_in_"):
+        if len(sample_shape) == 1:
+            _check_n_features(holder, np.empty((0, *sample_shape)), reset=False)
+        elif n_features != holder.n_features_in_:
+            raise ValueError(
+                f"X has samples of shape {tuple(sample_shape)} ({n_features} "
+                f"values), but {owner}'s encoder, {type(holder).__name__}, is "
+                f"expecting {holder.n_features_in_} features as input."
+            )
+        names = None if feature_names is None else pd.DataFrame(columns=feature_names)
+        _check_feature_names(holder, names, reset=False)
+        return
+    module = encoder_module(encoder)
+    width = None if module is None else _first_layer_width(module)
+    if width is not None and "input_shape" in width[1]:
+        return  # image modules check their input themselves, naming the shape
+    if width is not None and width[0] != n_features:
+        raise ValueError(
+            f"X has {n_features} features, but {owner} is expecting {width[0]} "
+            f"features as input: its encoder, {type(module).__name__}, takes "
+            f"{width[0]} values per sample ({width[1]}). Give X that many "
+            "columns, or an encoder built for your data."
+        )
+
+
+def record_input(estimator, X, *, reset: bool) -> None:
+    """Record (``reset``) or check ``n_features_in_`` / ``feature_names_in_``
+    of an estimator that also takes skorch datasets, with scikit-learn's
+    messages.
+
+    Only tables (2-D arrays, DataFrames, lists of rows, 2-D tensors) have
+    features; N-D images are left to the module's own shape check (Conv4
+    names the shape it expects), and datasets to skorch.
+    """
+    table = isinstance(X, (np.ndarray, torch.Tensor, list, tuple)) or sp.issparse(X)
+    if not table and not hasattr(X, "columns"):
+        return
+    n_dims = len(X.shape) if hasattr(X, "shape") else np.ndim(X)
+    if n_dims != 2:
+        if reset:  # an image-trained encoder: no stale table width
+            for name in ("n_features_in_", "feature_names_in_"):
+                estimator.__dict__.pop(name, None)
+        return
+    _check_n_features(estimator, X, reset=reset)
+    _check_feature_names(estimator, X, reset=reset)
+
+
+# -- scikit-learn's estimator checks ------------------------------------------
+
+#: The message of a sample width an encoder cannot take (scikit-learn's own
+#: "X has 3 features, but EpisodicTrainer is expecting 2 features as input").
+WIDTH_ERROR = r"X has \d+ features, but \w+ is expecting \d+ features as input"
+
+_FIXED_WIDTH = (
+    "The encoder is fitted (or a module whose first layer fixes its width): it "
+    "embeds samples of n_features_in_ values only, while this check fits on "
+    "data of its own width; PrototypicalClassifier refuses other widths with "
+    "scikit-learn's message 'X has k features, but ... is expecting n "
+    "features as input'. tests/test_sklearn_compat.py asserts that this, and "
+    "nothing else, is why the check fails."
+)
+# The checks whose data (2, 3, 4, 5, 10, 30 or 1 columns, iris) reach fit.
+_WIDTH_CHECKS = (
+    "check_classifier_data_not_an_array",
+    "check_classifiers_classes",
+    "check_classifiers_train",
+    "check_decision_proba_consistency",
+    "check_dict_unchanged",
+    "check_dont_overwrite_parameters",
+    "check_dtype_object",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
+    "check_estimator_sparse_tag",
+    "check_estimators_dtypes",
+    "check_estimators_fit_returns_self",
+    "check_estimators_nan_inf",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_fit2d_1feature",
+    "check_fit2d_predict1d",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_fit_score_takes_y",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_pipeline_consistency",
+    "check_positive_only_tag_during_fit",
+    "check_readonly_memmap_input",
+    "check_sample_weight_equivalence_on_dense_data",
+    "check_sample_weight_equivalence_on_sparse_data",
+    "check_sample_weights_list",
+    "check_sample_weights_not_an_array",
+    "check_sample_weights_not_overwritten",
+    "check_sample_weights_pandas_series",
+    "check_sample_weights_shape",
+    "check_supervised_y_2d",
+    "check_transformer_data_not_an_array",
+    "check_transformer_general",
+)
+_FLOAT32_ROUNDING = (
+    "The encoder computes in float32 and PyTorch's matrix products round "
+    "differently in the last bit for different batch sizes (about 3e-7 "
+    "relative), above this check's rtol of 1e-7; the predicted classes agree. "
+    "test_classifier.py::test_subset_invariance_float32 checks it at float32 "
+    "tolerance."
+)
+_HASH_OF_MODULES = (
+    "joblib.hash of a torch.nn.Module (or of a net holding one) differs between "
+    "it and its deepcopy (torch serialises tensors with a per-copy id), so this "
+    "check reports a mutation even for an untouched encoder. "
+    "test_sklearn_contract.py checks the property on parameters and weights."
+)
+_REPEATED_ROWS_CHANGE_EPISODES = (
+    "sample_weight weights the prototypes, which is equivalent to repeating "
+    "rows; but an unfitted trainer is first meta-trained on (X, y), and its "
+    "episodes sample rows uniformly, so repeated rows change the episodes and "
+    "hence the learned encoder. The module configuration passes this check, "
+    "which covers the prototype weighting."
+)
+
+
+def has_fixed_width(encoder) -> bool:
+    """Whether an encoder embeds samples of one width only."""
+    holder = encoder.estimator if isinstance(encoder, FrozenEstimator) else encoder
+    if holder is None:
+        return False
+    if isinstance(holder, nn.Module):
+        return _first_layer_width(holder) is not None
+    return _is_fitted(holder) and hasattr(holder, "n_features_in_")
+
+
+def expected_failed_checks(estimator) -> dict[str, str]:
+    """The scikit-learn estimator checks a ``PrototypicalClassifier`` is
+    expected to fail, each with its reason (scikit-learn >= 1.6 takes them as
+    ``check_estimator(..., expected_failed_checks=...)`` and
+    ``parametrize_with_checks(..., expected_failed_checks=...)``).
+
+    Parameters
+    ----------
+    estimator : PrototypicalClassifier
+
+    Returns
+    -------
+    dict of str to str
+        Check name to reason; empty for the identity encoder.
+    """
+    encoder = estimator.encoder
+    if encoder is None:
+        return {}
+    failures = {"check_methods_subset_invariance": _FLOAT32_ROUNDING}
+    holder = encoder.estimator if isinstance(encoder, FrozenEstimator) else encoder
+    if isinstance(holder, nn.Module) or _is_fitted(holder):
+        failures["check_estimators_overwrite_params"] = _HASH_OF_MODULES
+    else:
+        for data in ("dense", "sparse"):
+            failures[f"check_sample_weight_equivalence_on_{data}_data"] = (
+                _REPEATED_ROWS_CHANGE_EPISODES
+            )
+    if has_fixed_width(encoder):
+        failures.update(dict.fromkeys(_WIDTH_CHECKS, _FIXED_WIDTH))
+    return failures
