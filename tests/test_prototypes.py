@@ -301,3 +301,28 @@ def test_semi_supervised_benchmark_episodes_are_disjoint():
         episode = set(y[support])
         assert len(set(y[unlabeled]) - episode) == 5  # the distractor classes
         np.testing.assert_array_equal(y[support][query_y], y[query])
+
+
+def test_sparse_support_sets_take_every_prototype_path():
+    # Sparse rows (TF-IDF, one-hot): exact sparse arithmetic for plain fits,
+    # dense support rows where unlabeled rows or the threshold need them;
+    # every path gives the prototypes and labels of dense input.
+    sparse = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 6))
+    X[X < 0.5] = 0
+    y = np.repeat([0, 1, 2, 3], 10)
+    csr = sparse.csr_matrix(X)
+    dense = PrototypicalClassifier().fit(X[:20], y[:20]).partial_fit(X[20:], y[20:])
+    grown = PrototypicalClassifier().fit(csr[:20], y[:20]).partial_fit(csr[20:], y[20:])
+    np.testing.assert_allclose(grown.prototypes_, dense.prototypes_)
+    np.testing.assert_array_equal(grown.predict(csr), dense.predict(X))
+    unlabeled = np.where(np.arange(40) % 5 == 0, -1, y)
+    for params, labels in (
+        ({"unknown_label": -5}, y),
+        ({"refinement_steps": 2}, unlabeled),
+    ):
+        on_dense = PrototypicalClassifier(**params).fit(X, labels)
+        on_sparse = PrototypicalClassifier(**params).fit(csr, labels)
+        np.testing.assert_allclose(on_sparse.prototypes_, on_dense.prototypes_)
+        np.testing.assert_array_equal(on_sparse.predict(csr), on_dense.predict(X))
