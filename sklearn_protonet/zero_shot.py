@@ -21,6 +21,7 @@ import torch
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 from skorch.callbacks import Callback
@@ -641,6 +642,34 @@ class ZeroShotPrototypicalClassifier(PrototypicalClassifier):
         # Prototypes come from metadata, not from a support set: there is no
         # support statistic to normalise by, so embeddings are used as they are.
         return self._iter_embeddings(X)
+
+    def predict(self, X) -> np.ndarray:
+        """The class of the nearest prototype.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples (in the metadata's space with the identity encoder).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        # No open-set rejection: there is no support set to calibrate it on.
+        nearest = self._per_chunk(X, lambda d, f: d.argmin(1))  # checks fitted
+        return self.classes_[nearest]
+
+    def _no_partial_fit(self) -> bool:
+        raise AttributeError(
+            "ZeroShotPrototypicalClassifier has no partial_fit: its prototypes "
+            "come from class metadata. Call fit with the metadata of every class "
+            "(and X_support, y_support for examples)."
+        )
+
+    @available_if(_no_partial_fit)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Not available: see :meth:`fit`."""
+        raise NotImplementedError  # unreachable: available_if hides it
 
     def _check_predict_input(self, X) -> np.ndarray:
         if self.encoder is None:  # samples live in the metadata's space

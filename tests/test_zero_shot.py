@@ -232,3 +232,16 @@ def test_trainer_bad_input(digits):
 @parametrize_with_checks([ZeroShotPrototypicalClassifier()])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_no_partial_fit_and_no_rejection():
+    # Prototypes come from metadata: nothing to grow incrementally and no
+    # support set to calibrate a rejection threshold on.
+    assert not hasattr(ZeroShotPrototypicalClassifier(), "partial_fit")
+    with pytest.raises(AttributeError, match="prototypes come from class metadata"):
+        ZeroShotPrototypicalClassifier().partial_fit
+    rng = np.random.default_rng(0)
+    metadata = pd.DataFrame(rng.normal(size=(3, 4)), index=["a", "b", "c"])
+    far = 1e3 * rng.normal(size=(5, 4))
+    labels = ZeroShotPrototypicalClassifier().fit(metadata).predict(far)
+    assert set(labels) <= {"a", "b", "c"}
