@@ -111,21 +111,28 @@ def test_freed_memory_kept_can_be_switched_off(monkeypatch):
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
     reason="freed_memory_kept only changes glibc's malloc",
 )
-def test_freed_memory_kept_reads_the_start_up_environment(monkeypatch):
+def test_freed_memory_kept_reads_the_start_up_environment():
     # glibc reads MALLOC_* once at start-up: setting them later (dask's nanny
-    # does, for its workers) chose nothing for this process.
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
-    with runtime.freed_memory_kept() as applied:
-        assert applied is True
-    # A process started with the variable keeps glibc's choice.
+    # does, for its workers) chose nothing for this process; a process
+    # started with one keeps glibc's choice. Fresh processes: other tests
+    # may have applied keep_freed_memory() to this one.
     code = (
+        "import os, sys\n"
+        "if sys.argv[1] == 'later':\n"
+        "    os.environ['MALLOC_TRIM_THRESHOLD_'] = '65536'\n"
         "from sklearn_protonet.runtime import freed_memory_kept\n"
         "with freed_memory_kept() as applied:\n"
         "    print(applied)\n"
     )
-    env = {**_without_malloc_settings(), "MALLOC_TRIM_THRESHOLD_": "65536"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    for when, started_with, expected in (
+        ("later", {}, "True"),
+        ("at-start", {"MALLOC_TRIM_THRESHOLD_": "65536"}, "False"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", code, when],
+            capture_output=True,
+            text=True,
+            env={**_without_malloc_settings(), **started_with},
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected, when
