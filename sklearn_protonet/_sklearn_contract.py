@@ -231,6 +231,7 @@ _FIXED_WIDTH = (
 )
 # The checks whose data (2, 3, 4, 5, 10, 30 or 1 columns, iris) reach fit.
 _WIDTH_CHECKS = (
+    "check_array_api_input",
     "check_classifier_data_not_an_array",
     "check_classifiers_classes",
     "check_classifiers_train",

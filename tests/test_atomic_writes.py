@@ -152,11 +152,8 @@ def test_killed_mid_write_leaves_nothing(name, at, tmp_path):
 
 
 def test_known_checksums_match_the_canonical_files():
-    home = omniglot_data_home()
-    files = [home / rel for rel in OMNIGLOT_FILES]
-    if not all(f.is_file() for f in files):
-        pytest.skip("Omniglot files not in the data home")
-    for f in files:
+    home = omniglot_data_home()  # fails in CI, skips elsewhere, when missing
+    for f in (home / rel for rel in OMNIGLOT_FILES):
         assert hashlib.sha256(f.read_bytes()).hexdigest() == _omniglot._SHA256[f.name]
 
 
