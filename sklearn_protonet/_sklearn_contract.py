@@ -71,7 +71,8 @@ def sklearn_signature(cls) -> inspect.Signature:
     )
 
 
-def _is_fitted(estimator) -> bool:
+def is_fitted(estimator) -> bool:
+    """``check_is_fitted`` as a boolean."""
     try:
         check_is_fitted(estimator)
     except NotFittedError:
@@ -84,7 +85,7 @@ def is_frozen_encoder(encoder) -> bool:
     with its clones and never changes (a module is copied by ``clone``)."""
     if encoder is None or isinstance(encoder, nn.Module):
         return False
-    return hasattr(encoder, "get_params") and _is_fitted(encoder)
+    return hasattr(encoder, "get_params") and is_fitted(encoder)
 
 
 def check_frozen_encoder_params(estimator, params: dict) -> None:
@@ -164,7 +165,7 @@ def check_encoder_input(
     if holder is None:
         return
     if not isinstance(holder, nn.Module) and (
-        not hasattr(holder, "fit") or not _is_fitted(holder)
+        not hasattr(holder, "fit") or not is_fitted(holder)
     ):
         return  # fitted on this very X first, or no encoder (fit says so)
     n_features = int(np.prod(sample_shape))
@@ -300,7 +301,7 @@ def has_fixed_width(encoder) -> bool:
         return False
     if isinstance(holder, nn.Module):
         return _first_layer_width(holder) is not None
-    return _is_fitted(holder) and hasattr(holder, "n_features_in_")
+    return is_fitted(holder) and hasattr(holder, "n_features_in_")
 
 
 def expected_failed_checks(estimator) -> dict[str, str]:
@@ -323,7 +324,7 @@ def expected_failed_checks(estimator) -> dict[str, str]:
         return {}
     failures = {"check_methods_subset_invariance": _FLOAT32_ROUNDING}
     holder = encoder.estimator if isinstance(encoder, FrozenEstimator) else encoder
-    if isinstance(holder, nn.Module) or _is_fitted(holder):
+    if isinstance(holder, nn.Module) or is_fitted(holder):
         failures["check_estimators_overwrite_params"] = _HASH_OF_MODULES
     else:
         for data in ("dense", "sparse"):

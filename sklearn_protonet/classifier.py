@@ -47,7 +47,11 @@ from ._numerics import (
     stable_prototypes,
 )
 from ._rng import draw_seed
-from ._sklearn_contract import check_encoder_input, check_frozen_encoder_params
+from ._sklearn_contract import (
+    check_encoder_input,
+    check_frozen_encoder_params,
+    is_fitted,
+)
 from ._sparse import (
     SPARSE_METRICS,
     dense_rows,
@@ -82,14 +86,6 @@ def _fill(chunks: Iterator[np.ndarray], n_rows: int) -> np.ndarray:
         out[start : start + len(chunk)] = chunk
         start += len(chunk)
     return out
-
-
-def _is_fitted(estimator) -> bool:
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError:
-        return False
-    return True
 
 
 class PrototypicalClassifier(
@@ -331,7 +327,7 @@ class PrototypicalClassifier(
         # would retrain on the tiny support set).
         new = super().__sklearn_clone__()
         if self.encoder is not None and not isinstance(self.encoder, nn.Module):
-            if _is_fitted(self.encoder):
+            if is_fitted(self.encoder):
                 new.encoder = self.encoder
         return new
 
@@ -367,7 +363,7 @@ class PrototypicalClassifier(
                 "encoder must be None, a torch.nn.Module, an EpisodicTrainer or "
                 f"a scikit-learn transformer, got {type(encoder).__name__}."
             )
-        if _is_fitted(encoder):
+        if is_fitted(encoder):
             return encoder
         fitted = clone(encoder).fit(X, y)
         if getattr(fitted, "interrupted_", False) is True:
