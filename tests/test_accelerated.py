@@ -115,7 +115,10 @@ trainer = AcceleratedEpisodicTrainer(
 )
 trainer.fit(X, y)
 total = sum(float(p.detach().sum()) for p in trainer.module_.parameters())
-print(f"rank {accelerator.process_index}/{accelerator.num_processes} {total:.6f}")
+# One file per process: the ranks' printed lines can interleave.
+rank = f"{accelerator.process_index}/{accelerator.num_processes}"
+with open(f"rank-{rank.replace('/', '-of-')}.txt", "w") as file:
+    file.write(f"rank {rank} {total:.6f}")
 """
 
 
@@ -143,12 +146,12 @@ def test_two_processes_train_one_model(tmp_path):
         cwd=tmp_path,
     )
     assert one.returncode == 0, one.stderr[-3000:]
-    ranks = sorted(line for line in two.stdout.splitlines() if line.startswith("rank"))
+    ranks = sorted(path.read_text() for path in tmp_path.glob("rank-*-of-2.txt"))
     assert [r.split()[1] for r in ranks] == ["0/2", "1/2"]
     # Gradients are averaged: both processes end with the same weights...
     assert ranks[0].split()[2] == ranks[1].split()[2]
     # ...trained on twice the episodes of one process, so different ones.
-    single = next(line for line in one.stdout.splitlines() if line.startswith("rank"))
+    single = (tmp_path / "rank-0-of-1.txt").read_text()
     assert single.split()[1] == "0/1" and single.split()[2] != ranks[0].split()[2]
     # Only the main process prints the training log.
     assert two.stdout.count("train_loss") == 1
