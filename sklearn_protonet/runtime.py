@@ -21,6 +21,7 @@ __all__ = [
     "apply_script_options",
     "freed_memory_kept",
     "keep_freed_memory",
+    "release_freed_memory",
 ]
 
 # mallopt parameters and glibc's defaults for them, from <malloc.h>/malloc.c.
@@ -31,10 +32,16 @@ _DEFAULT_MMAP_MAX = 65536
 _KEEP_TRIM_THRESHOLD = 2**30
 #: Set to "0" to stop the estimators from applying :func:`freed_memory_kept`.
 SCOPED_MALLOC_ENV = "SKLEARN_PROTONET_SCOPED_MALLOC"
+#: Seconds :func:`freed_memory_kept` keeps its settings (and the memory) after
+#: the last block leaves, so that back-to-back calls reuse that memory
+#: instead of paying the kernel for it again (jemalloc's decay, in spirit).
+RELEASE_DELAY_SECONDS = 2.0
 
 _scope_lock = threading.Lock()
 _scope_users = 0
 _kept_for_good = False
+# The pending release (a timer) while the settings outlive their last block.
+_release_timer: threading.Timer | None = None
 
 
 @cache
@@ -138,7 +145,10 @@ def freed_memory_kept() -> Iterator[bool]:
     after the first block glibc no longer adapts its mmap threshold on its own
     (any ``mallopt`` call switches that off), which changes nothing measurable
     for this package. Nested and concurrent blocks count as one: the last to
-    leave restores. Nothing is done when :func:`keep_freed_memory` was
+    leave restores, :data:`RELEASE_DELAY_SECONDS` (2 s) later, so that
+    back-to-back calls (``predict`` in a loop, cross-validation folds) reuse
+    the memory the previous one freed; a block entered within that delay
+    cancels the release. Nothing is done when :func:`keep_freed_memory` was
     applied, when the ``MALLOC_MMAP_MAX_`` or ``MALLOC_TRIM_THRESHOLD_``
     environment variables chose the settings at the process's start, when
     ``SKLEARN_PROTONET_SCOPED_MALLOC=0``, or where the C library is not glibc.
@@ -154,7 +164,7 @@ def freed_memory_kept() -> Iterator[bool]:
     >>> with freed_memory_kept():
     ...     pass  # embed, train...
     """
-    global _scope_users
+    global _scope_users, _release_timer
     libc = _glibc()
     if (
         libc is None
@@ -164,20 +174,83 @@ def freed_memory_kept() -> Iterator[bool]:
     ):
         yield False
         return
-    mallopt, malloc_trim = libc
     with _scope_lock:
-        if _scope_users == 0:
-            _keep(mallopt)
+        if _release_timer is not None:  # still applied: cancel the release
+            _release_timer.cancel()
+            _release_timer = None
+        elif _scope_users == 0:
+            _keep(libc[0])
         _scope_users += 1
     try:
         yield True
     finally:
         with _scope_lock:
             _scope_users -= 1
-            if _scope_users == 0 and not _kept_for_good:
-                mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
-                mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
-                malloc_trim(0)
+            if _scope_users == 0:
+                if RELEASE_DELAY_SECONDS > 0:
+                    _release_timer = threading.Timer(
+                        RELEASE_DELAY_SECONDS, _release_if_unused
+                    )
+                    _release_timer.daemon = True  # never holds up exit
+                    _release_timer.start()
+                else:
+                    _restore_defaults()
+
+
+def _restore_defaults() -> None:
+    """glibc's default settings back, and the kept memory to the system."""
+    libc = _glibc()
+    if libc is None or _kept_for_good:
+        return
+    mallopt, malloc_trim = libc
+    mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+    mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+    malloc_trim(0)
+
+
+def _release_if_unused() -> None:
+    global _release_timer
+    with _scope_lock:
+        # A block entered since cancelled this timer (and may have left again,
+        # starting another): only the current timer restores.
+        if _release_timer is threading.current_thread() and _scope_users == 0:
+            _release_timer = None
+            _restore_defaults()
+
+
+def release_freed_memory() -> None:
+    """Return what :func:`freed_memory_kept` keeps now, not after its delay.
+
+    Restores glibc's default settings and trims the heap at once when no
+    block is running (a no-op otherwise, and after
+    :func:`keep_freed_memory`). For services that want the memory back the
+    moment a request is done.
+
+    Examples
+    --------
+    >>> from sklearn_protonet.runtime import release_freed_memory
+    >>> release_freed_memory()
+    """
+    global _release_timer
+    with _scope_lock:
+        if _scope_users == 0 and _release_timer is not None:
+            _release_timer.cancel()
+            _release_timer = None
+            _restore_defaults()
+
+
+def _after_fork_in_child() -> None:
+    # A fork copies neither the timer's thread nor a lock's owner: the child
+    # gets a fresh lock and restores now what the timer would have.
+    global _scope_lock, _release_timer
+    _scope_lock = threading.Lock()
+    if _release_timer is not None:
+        _release_timer = None
+        _restore_defaults()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def add_script_options(parser: argparse.ArgumentParser) -> None:

@@ -71,8 +71,10 @@ def test_keep_freed_memory_changes_nothing_without_glibc(monkeypatch):
 def test_freed_memory_kept_keeps_memory_inside_and_returns_it_after():
     # In a fresh process, so the measured heap is this test's alone.
     code = """
-import ctypes, numpy as np
+import ctypes, time, numpy as np
+from sklearn_protonet import runtime
 from sklearn_protonet.runtime import freed_memory_kept
+runtime.RELEASE_DELAY_SECONDS = 0.5
 names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
 class Info(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in names.split()]
@@ -85,9 +87,29 @@ with freed_memory_kept() as outer, freed_memory_kept() as inner:
     assert libc.mallinfo2().hblkhd < size  # from the heap, not mmap
     del block
     assert libc.mallinfo2().fordblks >= size  # freed, kept for reuse
-assert libc.mallinfo2().arena < size  # returned to the system on leaving
+assert libc.mallinfo2().fordblks >= size  # still kept just after leaving...
+with freed_memory_kept():  # ...for the next block to reuse
+    block = np.ones(size // 8)
+    assert libc.mallinfo2().hblkhd < size
+    del block
+runtime.release_freed_memory()  # at once, on request
+assert libc.mallinfo2().arena < size
 block = np.ones(size // 8)
 assert libc.mallinfo2().hblkhd >= size  # glibc's default again: mmap
+del block
+with freed_memory_kept():
+    block = np.ones(size // 8)
+    del block
+import os
+child = os.fork()  # the timer's thread is not forked: the child restores now
+if child == 0:
+    block = np.ones(size // 8)
+    os._exit(0 if libc.mallinfo2().hblkhd >= size else 1)
+assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0, "child kept"
+time.sleep(1.5)
+assert libc.mallinfo2().arena < size  # returned on its own after the delay
+block = np.ones(size // 8)
+assert libc.mallinfo2().hblkhd >= size
 print("ok")
 """
     result = subprocess.run(
