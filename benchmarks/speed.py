@@ -14,8 +14,9 @@ CPU (model and precision flags):
    mixed precision) against plain PyTorch episodic loops with our Conv4 and
    with a straightforward ``torch.nn`` Conv4 (contiguous layout, ReLU before
    max-pool), and easyfsl's PrototypicalNetworks with the straightforward
-   module when easyfsl imports (``pip install --no-deps easyfsl``; it needs
-   torchvision to import);
+   module and easyfsl's own TaskSampler when easyfsl is installed
+   (``pip install --no-deps easyfsl==1.5.0``: its requirements pull the
+   newest torchvision, which pulls a CUDA torch; see import_easyfsl);
 2. PrototypicalClassifier.predict / predict_proba against the raw module's
    forward under torch.inference_mode on the same 10,000 images, in one call
    and in calls of the classifier's batch_size (ratios to the faster);
@@ -39,10 +40,15 @@ CPU (model and precision flags):
 from __future__ import annotations
 
 import argparse
+import importlib
 import multiprocessing
+import random
+import sys
 import time
+import types
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import inference
 import numpy as np
@@ -116,36 +122,124 @@ def plain_loop(
     return time.perf_counter() - start
 
 
+def import_easyfsl():
+    """easyfsl's ``PrototypicalNetworks``, ``TaskSampler`` and
+    ``FewShotDataset``, its own code, unchanged.
+
+    easyfsl's package ``__init__`` files import every method and dataset it
+    has, and some of those import torchvision (its ResNets, ImageFolder),
+    which the methods timed here never use. torchvision's PyPI wheels link
+    CUDA libraries that a CPU-only torch lacks, so on such a machine the
+    packages are entered without their ``__init__`` files and only the
+    modules needed are imported. Raises ImportError when easyfsl is absent.
+    """
+    try:
+        from easyfsl.datasets import FewShotDataset
+        from easyfsl.methods import PrototypicalNetworks
+        from easyfsl.samplers import TaskSampler
+    except (ImportError, RuntimeError):  # torchvision fails with RuntimeError
+        spec = importlib.util.find_spec("easyfsl")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("easyfsl is not installed") from None
+        root = Path(spec.submodule_search_locations[0])
+        for name in (
+            "easyfsl",
+            "easyfsl.datasets",
+            "easyfsl.methods",
+            "easyfsl.samplers",
+        ):
+            package = types.ModuleType(name)
+            package.__path__ = [str(root.joinpath(*name.split(".")[1:]))]
+            sys.modules[name] = package
+        FewShotDataset = importlib.import_module(
+            "easyfsl.datasets.few_shot_dataset"
+        ).FewShotDataset
+        # What task_sampler imports from the package.
+        sys.modules["easyfsl.datasets"].FewShotDataset = FewShotDataset
+        PrototypicalNetworks = importlib.import_module(
+            "easyfsl.methods.prototypical_networks"
+        ).PrototypicalNetworks
+        TaskSampler = importlib.import_module(
+            "easyfsl.samplers.task_sampler"
+        ).TaskSampler
+    return PrototypicalNetworks, TaskSampler, FewShotDataset
+
+
 def easyfsl_loop():
     """A timer factory for easyfsl's PrototypicalNetworks, or the reason it
-    cannot run here (easyfsl's package imports torchvision)."""
+    cannot run here; and a note on how its episodes were drawn.
+
+    easyfsl trains with episodes from its ``TaskSampler`` through a
+    DataLoader; where that sampler does not work with the installed torch
+    (easyfsl 1.5.0 passes ``data_source`` to ``Sampler.__init__``, which
+    torch no longer takes), the episodes come from this package's sampler and
+    the note says so.
+    """
     try:
-        from easyfsl.methods import PrototypicalNetworks
+        PrototypicalNetworks, TaskSampler, FewShotDataset = import_easyfsl()
     except ImportError as error:
         return None, f"easyfsl does not import: {error}"
 
-    def run(X: torch.Tensor, y: np.ndarray, n_episodes: int, seed: int) -> float:
-        torch.manual_seed(seed)
-        model = PrototypicalNetworks(straightforward_conv4())
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    class Images(FewShotDataset):
+        def __init__(self, X: torch.Tensor, y: np.ndarray):
+            self.X, self.y = X, [int(label) for label in y]
+
+        def __getitem__(self, item: int):
+            return self.X[item], self.y[item]
+
+        def __len__(self) -> int:
+            return len(self.y)
+
+        def get_labels(self) -> list[int]:
+            return self.y
+
+    def easyfsl_episodes(X, y, n_episodes):
+        sampler = TaskSampler(Images(X, y), N_WAY, N_SHOT, N_QUERY, n_episodes)
+        loader = torch.utils.data.DataLoader(
+            Images(X, y),
+            batch_sampler=sampler,
+            collate_fn=sampler.episodic_collate_fn,
+        )
+        for support, support_labels, query, query_labels, _ in loader:
+            yield support, support_labels, query, query_labels
+
+    def our_episodes(X, y, n_episodes):
         sampler = EpisodeSampler(y, N_WAY, N_SHOT, N_QUERY)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(0)
         target = episode_target(N_WAY, N_SHOT, N_QUERY)
-        model.train()
-        start = time.perf_counter()
         for _ in range(n_episodes):
             support, query = sampler.sample(rng)
-            model.process_support_set(
-                X[torch.from_numpy(support.ravel())], target["support"]
+            yield (
+                X[torch.from_numpy(support.ravel())],
+                target["support"],
+                X[torch.from_numpy(query.ravel())],
+                target["query"],
             )
-            scores = model(X[torch.from_numpy(query.ravel())])
-            loss = torch.nn.functional.cross_entropy(scores, target["query"])
+
+    note = "easyfsl's TaskSampler"
+    try:
+        TaskSampler(Images(torch.zeros(1), np.zeros(1)), 1, 1, 0, 1)
+        episodes = easyfsl_episodes
+    except TypeError as error:
+        note = f"this package's episodes: easyfsl's TaskSampler fails ({error})"
+        episodes = our_episodes
+
+    def run(X: torch.Tensor, y: np.ndarray, n_episodes: int, seed: int) -> float:
+        torch.manual_seed(seed)
+        random.seed(seed)  # TaskSampler draws from Python's random
+        model = PrototypicalNetworks(straightforward_conv4())
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model.train()
+        start = time.perf_counter()
+        for support, support_labels, query, query_labels in episodes(X, y, n_episodes):
+            model.process_support_set(support, support_labels)
+            loss = torch.nn.functional.cross_entropy(model(query), query_labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         return time.perf_counter() - start
 
-    return run, None
+    return run, note
 
 
 def trainer_run(X: np.ndarray, y: np.ndarray, n_episodes: int, seed: int, **params):
@@ -342,7 +436,7 @@ def meta_training(X, y, n: int, rounds: int) -> dict:
             X, y, n, 0, autocast_dtype="bfloat16"
         ),
     }
-    easyfsl, why_not = easyfsl_loop()
+    easyfsl, easyfsl_note = easyfsl_loop()
     if easyfsl is not None:
         contenders[EASYFSL] = lambda: easyfsl(X_tensor, y, n, 0)
     seconds = interleaved(contenders, rounds)
@@ -355,8 +449,10 @@ def meta_training(X, y, n: int, rounds: int) -> dict:
         }
         for name, s in seconds.items()
     }
-    if why_not is not None:
-        out[EASYFSL] = {"not_measured": why_not}
+    if easyfsl is None:
+        out[EASYFSL] = {"not_measured": easyfsl_note}
+    else:
+        out[EASYFSL]["note"] = easyfsl_note
     return out
 
 
@@ -556,9 +652,10 @@ def render(report: dict) -> str:
         if "not_measured" in r:
             rows.append([f"meta-training, {name}", "not measured", r["not_measured"]])
             continue
+        note = f" ({r['note']})" if "note" in r else ""
         rows.append(
             [
-                f"meta-training, {name}",
+                f"meta-training, {name}{note}",
                 f"{r['episodes_per_s']:.2f} episodes/s "
                 f"({r['images_per_s']:.0f} images/s)",
                 f"{r['vs_trainer_default']:.2f}x EpisodicTrainer (default)",

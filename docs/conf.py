@@ -405,6 +405,10 @@ _write_if_changed(
 )
 _write_if_changed(GENERATED / "cross_domain.rst", _cross_domain_results())
 _write_if_changed(
+    GENERATED / "time_to_accuracy.rst",
+    _benchmark_tables("time_to_accuracy", "python benchmarks/time_to_accuracy.py"),
+)
+_write_if_changed(
     GENERATED / "speed.rst", _benchmark_tables("speed", "python benchmarks/speed.py")
 )
 _write_if_changed(
