@@ -35,6 +35,7 @@ _CLASSIFIER_PARAMS = {
     "fine_tune_steps",
     "fine_tune_lr",
     "fine_tune_shift",
+    "fine_tune_augmentation",
     "fine_tune_layers",
     "random_state",
     "refinement_steps",

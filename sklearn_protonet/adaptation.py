@@ -9,11 +9,12 @@ pipelines for few-shot learning"):
    copies of it, which alone removes much of the shift in feature scale
    between the domains (AdaBN; Li et al., 2016);
 2. the last layers take a few Adam steps on pseudo-episodes: two randomly
-   shifted views of the support set, the first giving the prototypes, the
-   second the queries. One example per class is enough. When the encoder is
-   a sequence of layers (``Conv4``, ``nn.Sequential``), the frozen leading
-   layers run once per view, in the same pass that re-estimates BatchNorm,
-   rather than at every step, which makes each step several times cheaper.
+   augmented views of the support set (shifted, or also rotated and scaled),
+   the first giving the prototypes, the second the queries. One example per
+   class is enough. When the encoder is a sequence of layers (``Conv4``,
+   ``nn.Sequential``), the frozen leading layers run once per view, in the
+   same pass that re-estimates BatchNorm, rather than at every step, which
+   makes each step several times cheaper.
 
 Everything happens on a deep copy: the user's encoder is never modified.
 """
@@ -29,9 +30,13 @@ from torch import nn
 
 from ._rng import seeded_global, training_generators, uses_global_rng
 from .distances import class_prototypes, pairwise_distances
-from .modules import Conv4, RandomShift
+from .modules import Conv4, RandomAffine, RandomShift
 
-__all__ = ["adapt_encoder"]
+__all__ = ["AUGMENTATIONS", "adapt_encoder"]
+
+#: Values of ``augmentation``: random shifts only, or random rotations
+#: (up to 15 degrees) and scalings (up to 15 %) as well.
+AUGMENTATIONS = ("shift", "affine")
 
 #: Most support images the adaptation uses (a random subset of larger sets):
 #: bounds its time and memory whatever the size of the support set.
@@ -124,6 +129,7 @@ def adapt_encoder(
     n_layers: int | None,
     metric: str,
     seed: int,
+    augmentation: str = "shift",
 ) -> nn.Module:
     """Fine-tune a copy of ``module`` on pseudo-episodes from the support set.
 
@@ -147,6 +153,10 @@ def adapt_encoder(
         Distance of the pseudo-episodes' loss, as in the classifier.
     seed : int
         Seeds the augmentations and subsampling: equal seeds, equal results.
+    augmentation : {"shift", "affine"}, default="shift"
+        How the views differ: random shifts of up to ``max_shift`` pixels, or
+        those with random rotations (up to 15 degrees) and scalings (up to
+        15 %) of each image.
 
     Returns
     -------
@@ -166,7 +176,10 @@ def adapt_encoder(
     params = [p for layer in trainable for p in layer.parameters()]
     split = _split(adapted, trainable)
     prefix, rest = split if split is not None else (nn.Identity(), adapted)
-    shift = RandomShift(images.shape[1:], max_shift).train()
+    if augmentation == "affine":
+        shift = RandomAffine(images.shape[1:], max_shift).train()
+    else:
+        shift = RandomShift(images.shape[1:], max_shift).train()
     # RandomShift draws from this fit's own generator; a module drawing from
     # torch's global one is trained seeded and one at a time (_rng).
     shared = seeded_global(seed) if uses_global_rng(adapted) else nullcontext()

@@ -60,6 +60,7 @@ from ._sparse import (
     sparse_embeddings,
     sparse_prototypes,
 )
+from .adaptation import AUGMENTATIONS
 from .covariance import (
     VARIANCE_METRICS,
     ShrunkCovariance,
@@ -160,6 +161,10 @@ class PrototypicalClassifier(
         Adam's learning rate for the fine-tuning.
     fine_tune_shift : int, default=2
         Largest random shift, in pixels, of the fine-tuning's augmented views.
+    fine_tune_augmentation : {"shift", "affine"}, default="shift"
+        How the fine-tuning's views of an image differ: random shifts only,
+        or random rotations (up to 15 degrees) and scalings (up to 15 %) as
+        well (:class:`~sklearn_protonet.modules.RandomAffine`).
     fine_tune_layers : int or None, default=4
         Fine-tune only the last this many layers holding parameters (4: the
         last two blocks of :class:`~sklearn_protonet.modules.Conv4`); None
@@ -272,6 +277,7 @@ class PrototypicalClassifier(
         "fine_tune_steps": [Interval(Integral, 0, 10_000, closed="both")],
         "fine_tune_lr": [Interval(Real, 0, None, closed="neither")],
         "fine_tune_shift": [Interval(Integral, 0, None, closed="left")],
+        "fine_tune_augmentation": [StrOptions(set(AUGMENTATIONS))],
         "fine_tune_layers": [None, Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "inference_dtype": [StrOptions(set(INFERENCE_DTYPES))],
@@ -295,6 +301,7 @@ class PrototypicalClassifier(
         fine_tune_steps: int = 0,
         fine_tune_lr: float = 1e-3,
         fine_tune_shift: int = 2,
+        fine_tune_augmentation: str = "shift",
         fine_tune_layers: int | None = 4,
         random_state=None,
         inference_dtype: str = "float32",
@@ -313,6 +320,7 @@ class PrototypicalClassifier(
         self.fine_tune_steps = fine_tune_steps
         self.fine_tune_lr = fine_tune_lr
         self.fine_tune_shift = fine_tune_shift
+        self.fine_tune_augmentation = fine_tune_augmentation
         self.fine_tune_layers = fine_tune_layers
         self.random_state = random_state
         self.inference_dtype = inference_dtype
@@ -414,6 +422,7 @@ class PrototypicalClassifier(
             steps=self.fine_tune_steps,
             lr=self.fine_tune_lr,
             max_shift=self.fine_tune_shift,
+            augmentation=self.fine_tune_augmentation,
             n_layers=self.fine_tune_layers,
             metric=self.metric,
             seed=int(seed),

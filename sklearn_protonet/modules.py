@@ -13,7 +13,7 @@ from torch import nn
 
 from . import _rng
 
-__all__ = ["Conv4", "MLP", "RandomShift"]
+__all__ = ["MLP", "Conv4", "RandomAffine", "RandomShift"]
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -257,3 +257,72 @@ class RandomShift(nn.Module):
         # Advanced indexing puts the indexed dims first: (n, H, W, C).
         shifted = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
         return shifted.reshape(X.shape) if flat else shifted.contiguous()
+
+
+class RandomAffine(nn.Module):
+    """Data augmentation: rotate, scale and shift each image at random.
+
+    Like :class:`RandomShift`, active only in training mode; evaluation
+    returns the input unchanged. Each image gets its own rotation in
+    ``[-max_rotation, max_rotation]`` degrees, scale in
+    ``[1 - max_scale, 1 + max_scale]`` and shift in
+    ``[-max_shift, max_shift]`` pixels, applied with bilinear sampling
+    (:func:`torch.nn.functional.grid_sample`); pixels from outside the image
+    are zero.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(channels, height, width)`` of one image; 2-D inputs are reshaped.
+    max_shift : float, default=2
+        Largest shift in pixels, in each direction.
+    max_rotation : float, default=15
+        Largest rotation in degrees, either way.
+    max_scale : float, default=0.15
+        Largest relative change of size, either way.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        max_shift: float = 2,
+        max_rotation: float = 15,
+        max_scale: float = 0.15,
+    ) -> None:
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.max_shift = max_shift
+        self.max_rotation = max_rotation
+        self.max_scale = max_scale
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Transform each image at random in training mode; return X
+        unchanged in evaluation mode.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n, C * H * W) or (n, C, H, W)
+
+        Returns
+        -------
+        Tensor of the shape of X
+        """
+        if not self.training:
+            return X
+        flat = X.dim() == 2
+        images = X.reshape(len(X), *self.input_shape) if flat else X
+        n, _, height, width = images.shape
+        generator = _rng.generator(X.device)  # the trainer's, else global
+        # Uniform in [-1, 1): angle, scale and the two shifts of each image.
+        u = torch.rand(4, n, device=X.device, generator=generator) * 2 - 1
+        angle = torch.deg2rad(u[0] * self.max_rotation)
+        scale = 1 + u[1] * self.max_scale
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        # affine_grid works in [-1, 1] coordinates: a pixel is 2 / size.
+        dx, dy = u[2] * self.max_shift * 2 / width, u[3] * self.max_shift * 2 / height
+        theta = torch.stack(
+            [torch.stack([cos, -sin, dx], 1), torch.stack([sin, cos, dy], 1)], 1
+        ).to(images.dtype)
+        grid = nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+        out = nn.functional.grid_sample(images, grid, align_corners=False)
+        return out.reshape(X.shape) if flat else out

@@ -397,6 +397,7 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
                 "fine_tune_steps": int(classifier.fine_tune_steps),
                 "fine_tune_lr": float(classifier.fine_tune_lr),
                 "fine_tune_shift": int(classifier.fine_tune_shift),
+                "fine_tune_augmentation": classifier.fine_tune_augmentation,
                 "fine_tune_layers": classifier.fine_tune_layers,
                 # A RandomState instance cannot be written: it becomes None.
                 "random_state": random_state if isinstance(random_state, int) else None,

@@ -18,7 +18,7 @@ from sklearn_protonet.contracts import (
     get_input_contract,
 )
 from sklearn_protonet.datasets._omniglot import INPUT_CONTRACT
-from sklearn_protonet.modules import MLP, Conv4
+from sklearn_protonet.modules import MLP, Conv4, RandomAffine
 from sklearn_protonet.persistence import load_classifier, save_classifier
 from sklearn_protonet.preprocessing import ImageReader
 from sklearn_protonet.pretrained import load_pretrained
@@ -188,6 +188,48 @@ def test_adaptation_is_deterministic_and_one_shot_works():
     assert not np.allclose(frozen.prototypes_, fits[0].prototypes_)
 
 
+@pytest.mark.parametrize("augmentation", ["shift", "affine"])
+def test_each_augmentation_is_deterministic_and_changes_the_adaptation(augmentation):
+    X, y = _images(shot=1)
+
+    def fit(seed):
+        return PrototypicalClassifier(
+            _conv4(),
+            fine_tune_steps=3,
+            fine_tune_augmentation=augmentation,
+            random_state=seed,
+        ).fit(X, y)
+
+    first, again = fit(0), fit(0)
+    np.testing.assert_array_equal(first.prototypes_, again.prototypes_)
+    other = PrototypicalClassifier(
+        _conv4(),
+        fine_tune_steps=3,
+        fine_tune_augmentation={"shift": "affine", "affine": "shift"}[augmentation],
+        random_state=0,
+    ).fit(X, y)
+    assert not np.allclose(first.prototypes_, other.prototypes_)
+
+
+def test_unknown_augmentation_names_the_parameter():
+    X, y = _images()
+    with pytest.raises(ValueError, match="fine_tune_augmentation"):
+        PrototypicalClassifier(_conv4(), fine_tune_augmentation="flip").fit(X, y)
+
+
+def test_random_affine_transforms_in_training_only():
+    torch.manual_seed(0)
+    images = torch.rand(6, *SHAPE)
+    affine = RandomAffine(SHAPE, max_shift=2, max_rotation=15, max_scale=0.15)
+    assert affine.eval()(images) is images
+    out = affine.train()(images)
+    assert out.shape == images.shape and not torch.allclose(out, images)
+    # Flat rows come back flat; no change at all gives the image back.
+    assert affine(images.reshape(6, -1)).shape == (6, int(np.prod(SHAPE)))
+    still = RandomAffine(SHAPE, max_shift=0, max_rotation=0, max_scale=0).train()
+    torch.testing.assert_close(still(images), images, atol=1e-5, rtol=0)
+
+
 def test_adaptation_trains_only_the_last_layers_and_reestimates_batchnorm():
     X, y = _images()
     module = _conv4()
@@ -314,6 +356,7 @@ def test_adapted_normalised_classifier_round_trips(tmp_path):
     save_classifier(model, tmp_path / "model.safetensors")
     loaded = load_classifier(tmp_path / "model.safetensors")
     assert loaded.get_params()["fine_tune_steps"] == 2
+    assert loaded.fine_tune_augmentation == model.fine_tune_augmentation
     assert loaded.normalization == "cl2n" and loaded.random_state == 3
     np.testing.assert_array_equal(loaded.embedding_mean_, model.embedding_mean_)
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
