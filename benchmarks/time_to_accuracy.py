@@ -17,12 +17,21 @@ and .png (the curve of each recipe), naming the machine.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import textwrap
 import time
 from dataclasses import asdict
+from pathlib import Path
 
-from _common import environment, machine_line, markdown_table, write_results
+from _common import (
+    RESULTS,
+    environment,
+    machine_line,
+    markdown_table,
+    write_results,
+)
 from omniglot import PAPER, ModelRecipe, evaluate_omniglot, train_omniglot
 from skorch.callbacks import Callback
 
@@ -136,7 +145,7 @@ def figure(curves: dict, path, caption: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, points in curves.items():
         minutes = [p["minutes"] for p in points]
         accuracy = [p["accuracy"] for p in points]
@@ -144,9 +153,12 @@ def figure(curves: dict, path, caption: str) -> None:
     ax.axhline(
         96.0, color="grey", linestyle="--", linewidth=1, label="paper, 20w1s test"
     )
-    ax.set_xlabel("training minutes (wall clock, scoring excluded)")
+    ax.set_xlabel("minutes: loading the data and training (scoring excluded)")
     ax.set_ylabel("20-way 1-shot accuracy on val classes (%)")
-    ax.set_title(caption, fontsize=7)
+    # The first minute climbs from chance; the race is decided above 90 %.
+    ax.set_ylim(90, 97.5)
+    ax.grid(alpha=0.3)
+    ax.set_title("\n".join(textwrap.wrap(caption, 90)), fontsize=8)
     ax.legend()
     fig.tight_layout()
     partial = path.with_name(f".{path.name}.partial")  # atomic: write, rename
@@ -168,7 +180,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-episodes", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default=None)
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="only redraw the figure from the results file already written",
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        path = Path(args.output_dir or RESULTS) / "time_to_accuracy.json"
+        record = json.loads(path.read_text(encoding="utf-8"))
+        caption = f"{machine_line(record)}, device {record['device']}, {record['date']}"
+        figure(record["curves"], path.with_suffix(".png"), caption)
+        return 0
     runs = {name: run_recipe(RECIPES[name], args) for name in args.recipes}
     curves = {name: points for name, (points, _) in runs.items()}
     env = environment(device=args.device, seed=args.seed, minutes=args.minutes)

@@ -69,7 +69,12 @@ from .covariance import (
 )
 from .distances import METRICS, class_prototypes
 from .normalization import NORMALIZATIONS, normalize, support_mean
-from .precision import INFERENCE_DTYPES, inference_module
+from .precision import (
+    INFERENCE_DTYPES,
+    inference_module,
+    relative_error,
+    uncertain_rows,
+)
 
 __all__ = ["PrototypicalClassifier"]
 
@@ -176,9 +181,12 @@ class PrototypicalClassifier(
         Numeric precision of a ``torch`` encoder in ``fit`` (prototypes) and
         prediction. ``"int8"`` quantises a copy of the encoder (CPU only),
         calibrated on the support set in ``fit`` (about a second more):
-        faster than float32 on x86 CPUs, with predictions that can differ
-        from float32's on a few queries (``benchmarks/inference.py``
-        measures both).
+        faster than float32 on x86 CPUs. Prototypes come from float32
+        embeddings, and the queries whose decision the int8 error could
+        change are embedded again in float32, so predictions agree with
+        float32's (``benchmarks/inference.py`` measures agreement and
+        speed; the recheck covers the ``"sqeuclidean"``, ``"euclidean"``
+        and ``"cosine"`` metrics).
         ``"bfloat16"`` / ``"float16"`` use ``torch.autocast``: fast on GPUs
         and CPUs with AMX, several times *slower* on CPUs without bfloat16
         instructions (see :mod:`sklearn_protonet.precision`).
@@ -244,6 +252,12 @@ class PrototypicalClassifier(
         The module that embeds in ``inference_dtype`` (an autocast wrapper or
         an int8 copy of the encoder's module); None for float32, where the
         encoder's own module embeds.
+    int8_error_ : float or None
+        With ``inference_dtype="int8"``: the largest relative error of the
+        int8 embeddings of the support set against float32's. Queries whose
+        nearest prototype an error a few times larger could change are
+        embedded again in float32, so predictions agree with float32's
+        (:func:`sklearn_protonet.precision.uncertain_rows`). None otherwise.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -580,6 +594,7 @@ class PrototypicalClassifier(
         if self.fine_tune_steps > 0:
             self.encoder_ = self._adapt_encoder(X_labeled, codes)
         self.inference_module_ = self._inference_module(X)
+        self.int8_error_ = None  # set by _support_embeddings with int8
         # Prototypes are averaged in float64 so weights and repeats agree exactly.
         embeddings = self._support_embeddings(X)
         with self._threads():
@@ -830,11 +845,40 @@ class PrototypicalClassifier(
                 )
 
     def _support_embeddings(self, X: np.ndarray) -> torch.Tensor:
-        """Embeddings of validated support rows, in float64."""
+        """Embeddings of validated support rows, in float64.
+
+        With ``inference_dtype="int8"`` the prototypes come from float32
+        embeddings, and ``int8_error_`` records the int8 ones' largest
+        relative error: queries whose decision it could change are embedded
+        again in float32 (``_iter_normalized``).
+        """
         if self.encoder_ is None:  # the rows are the embeddings: no copy
             device = resolve_device(None, self.device)
             return as_tensor(X.reshape(len(X), -1)).to(device, torch.float64)
-        return torch.cat(list(self._iter_embeddings(X))).double()
+        embeddings = torch.cat(list(self._iter_embeddings(X))).double()
+        if not self._rechecks_int8():
+            return embeddings
+        exact = self._float32_embeddings(X).double()
+        error = relative_error(embeddings, exact)
+        self.int8_error_ = max(getattr(self, "int8_error_", None) or 0.0, error)
+        return exact
+
+    def _rechecks_int8(self) -> bool:
+        return (
+            getattr(self, "inference_dtype", "float32") == "int8"
+            and getattr(self, "inference_module_", None) is not None
+            and self.metric not in VARIANCE_METRICS
+        )
+
+    def _float32_embeddings(self, X) -> torch.Tensor:
+        """Rows of validated ``X`` embedded by the encoder's own module."""
+        own = encoder_module(self.encoder_)
+        rows = dense_rows(X) if sp.issparse(X) else X
+        device = resolve_device(own, self.device)
+        chunks = list(iter_embeddings(own, as_tensor(rows), self.batch_size, device))
+        embeddings = torch.cat(chunks)
+        check_finite_embeddings(embeddings, 0, "X")
+        return embeddings
 
     # -- sparse input (see _sparse) ------------------------------------------
 
@@ -857,10 +901,38 @@ class PrototypicalClassifier(
         return self
 
     def _iter_normalized(self, X: np.ndarray) -> Iterator[torch.Tensor]:
-        """Embeddings of validated ``X``, normalised as the support set was."""
+        """Embeddings of validated ``X``, normalised as the support set was.
+
+        With ``inference_dtype="int8"``, the rows whose nearest prototype the
+        int8 error could change are embedded again in float32, so that
+        predictions agree with float32's (``precision.uncertain_rows``).
+        """
         mean = None if self.embedding_mean_ is None else as_tensor(self.embedding_mean_)
+        recheck = (
+            self._rechecks_int8() and getattr(self, "int8_error_", None) is not None
+        )
+        start = 0
         for embeddings in self._iter_embeddings(X):
-            yield normalize(self.normalization, embeddings, mean)
+            normalized = normalize(self.normalization, embeddings, mean)
+            if recheck:
+                prototypes = as_tensor(self.prototypes_).to(embeddings.device)
+                rows = uncertain_rows(
+                    embeddings,
+                    normalized,
+                    prototypes,
+                    metric=self.metric,
+                    normalization=self.normalization,
+                    mean=None if mean is None else mean.to(embeddings.device),
+                    error=self.int8_error_,
+                )
+                if len(rows):
+                    exact = self._float32_embeddings(X[start + rows.cpu().numpy()])
+                    normalized = normalized.clone()
+                    normalized[rows] = normalize(
+                        self.normalization, exact.to(normalized.dtype), mean
+                    )
+            start += len(embeddings)
+            yield normalized
 
     def _check_predict_input(self, X) -> np.ndarray:
         check_is_fitted(self)

@@ -295,3 +295,59 @@ def inference_module(
     # module and leave it in eval mode (embedding sets eval mode and restores).
     wrapper.training = False
     return wrapper
+
+
+def relative_error(approximate: torch.Tensor, exact: torch.Tensor) -> float:
+    """The largest ``|approximate - exact| / |exact|`` over rows (L2 norms)."""
+    if len(exact) == 0:
+        return 0.0
+    error = (approximate - exact).norm(dim=1)
+    return float((error / exact.norm(dim=1).clamp_min(1e-12)).max())
+
+
+def uncertain_rows(
+    embeddings: torch.Tensor,
+    normalized: torch.Tensor,
+    prototypes: torch.Tensor,
+    *,
+    metric: str,
+    normalization: str | None,
+    mean: torch.Tensor | None,
+    error: float,
+) -> torch.Tensor:
+    """Rows whose nearest prototype could differ in float32: indices.
+
+    ``embeddings`` are reduced-precision embeddings, ``normalized`` the same
+    after the classifier's normalisation, ``error`` the largest relative
+    error of such embeddings measured on the support set
+    (:func:`relative_error`). A row is uncertain when the distances to its
+    two nearest prototypes differ by at most its own error's length: that
+    error times the row's norm, carried through the normalisation
+    (Euclidean distances rank like ``"sqeuclidean"``'s; ``"cosine"`` ranks
+    like Euclidean distances between unit vectors).
+
+    Only an error pointing along the line between the two prototypes moves
+    the difference by its whole length (twice, at worst); an int8 error
+    points in no particular direction of the embedding space, so a margin
+    of one length practically never flips: on Omniglot test episodes the
+    rows it leaves alone agreed with float32 on every query measured
+    (``benchmarks/inference.py``), while a third of the worst-case margin
+    already re-embedded up to 30 % of the queries.
+    """
+    norms = embeddings.norm(dim=1)
+    bound = error * norms
+    if normalization == "l2":
+        bound = 2 * bound / norms.clamp_min(1e-12)
+    elif normalization == "cl2n":
+        centred = (embeddings - mean).norm(dim=1).clamp_min(1e-12)
+        bound = 2 * bound / centred
+    points, centres = normalized, prototypes
+    if metric == "cosine":
+        bound = 2 * bound / normalized.norm(dim=1).clamp_min(1e-12)
+        points = torch.nn.functional.normalize(normalized, dim=1)
+        centres = torch.nn.functional.normalize(prototypes, dim=1)
+    if centres.shape[0] < 2:
+        return torch.arange(0, device=embeddings.device)
+    distances = torch.cdist(points.double(), centres.double())
+    nearest = distances.topk(2, dim=1, largest=False).values
+    return torch.nonzero(nearest[:, 1] - nearest[:, 0] <= bound).flatten()
