@@ -31,6 +31,8 @@ __all__ = [
     "INFERENCE_DTYPES",
     "cpu_info",
     "inference_module",
+    "relative_error",
+    "uncertain_rows",
     "training_autocast_dtype",
 ]
 
@@ -298,7 +300,20 @@ def inference_module(
 
 
 def relative_error(approximate: torch.Tensor, exact: torch.Tensor) -> float:
-    """The largest ``|approximate - exact| / |exact|`` over rows (L2 norms)."""
+    """The largest relative error of a row: ``|approximate - exact| / |exact|``.
+
+    Parameters
+    ----------
+    approximate : Tensor of shape (n, d)
+        Embeddings in reduced precision (e.g. int8).
+    exact : Tensor of shape (n, d)
+        The same rows' float32 embeddings.
+
+    Returns
+    -------
+    float
+        The largest ratio of L2 norms over the rows; 0.0 for no rows.
+    """
     if len(exact) == 0:
         return 0.0
     error = (approximate - exact).norm(dim=1)
@@ -333,6 +348,26 @@ def uncertain_rows(
     rows it leaves alone agreed with float32 on every query measured
     (``benchmarks/inference.py``), while a third of the worst-case margin
     already re-embedded up to 30 % of the queries.
+
+    Parameters
+    ----------
+    embeddings : Tensor of shape (n, d)
+        Reduced-precision embeddings of the queries.
+    normalized : Tensor of shape (n, d)
+        The same after the classifier's ``normalization``.
+    prototypes : Tensor of shape (k, d)
+        The classifier's prototypes (normalised).
+    metric : {"sqeuclidean", "euclidean", "cosine"}
+    normalization : {None, "l2", "cl2n"}
+    mean : Tensor of shape (d,) or None
+        The support set's mean embedding, for ``"cl2n"``.
+    error : float
+        The largest relative error measured on the support set.
+
+    Returns
+    -------
+    Tensor of shape (m,)
+        Indices of the uncertain rows.
     """
     norms = embeddings.norm(dim=1)
     bound = error * norms

@@ -104,23 +104,51 @@ def test_int8_needs_calibration_and_dtype_is_checked():
         precision.inference_module(Conv4(), "int4")
 
 
-def test_classifier_int8_agrees_with_float32():
-    torch.manual_seed(0)
-    module = Conv4().eval()
-    # Five noisy copies of five random glyphs: class structure an untrained
-    # Conv4 keeps, so predictions are not coin flips.
+def _glyphs():
+    """Five noisy copies of five random glyphs: class structure an untrained
+    Conv4 keeps, so predictions are not coin flips; and a 5-shot support."""
     rng = np.random.default_rng(1)
     y = np.repeat(np.arange(5), 40)
     glyphs = rng.random((5, 784)) > 0.8
     X = (glyphs[y] ^ (rng.random((200, 784)) > 0.95)).astype(np.float32)
     support = np.concatenate([np.flatnonzero(y == c)[:5] for c in range(5)])
+    return X, y, support
+
+
+def test_classifier_int8_agrees_with_float32():
+    torch.manual_seed(0)
+    module = Conv4().eval()
+    X, y, support = _glyphs()
     exact = PrototypicalClassifier(module).fit(X[support], y[support])
     fast = clone(exact).set_params(inference_dtype="int8")
     fast.fit(X[support], y[support])
     assert fast.inference_module_ is not module
     assert exact.inference_module_ is None  # float32: the module itself
-    assert np.mean(fast.predict(X) == exact.predict(X)) >= 0.98
-    np.testing.assert_allclose(fast.prototypes_, exact.prototypes_, atol=0.3)
+    np.testing.assert_array_equal(fast.predict(X), exact.predict(X))
+    # Prototypes come from float32 embeddings.
+    np.testing.assert_allclose(fast.prototypes_, exact.prototypes_, rtol=1e-6)
+    assert exact.int8_error_ is None and 0 < fast.int8_error_ < 1
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"metric": "cosine"}, {"normalization": "l2"}, {"normalization": "cl2n"}],
+)
+def test_int8_embeds_uncertain_queries_again_in_float32(params):
+    torch.manual_seed(0)
+    X, y, support = _glyphs()
+    exact = PrototypicalClassifier(Conv4().eval(), **params).fit(X[support], y[support])
+    fast = clone(exact).set_params(inference_dtype="int8").fit(X[support], y[support])
+    # Every row uncertain: every query is embedded in float32, as float32 does.
+    fast.int8_error_ = np.inf
+    np.testing.assert_allclose(
+        fast.decision_function(X), exact.decision_function(X), rtol=1e-5
+    )
+    # No error assumed: no row is embedded again, int8's own scores remain.
+    fast.int8_error_ = 0.0
+    assert not np.allclose(
+        fast.decision_function(X), exact.decision_function(X), rtol=1e-5
+    )
 
 
 def test_classifier_rejects_reduced_precision_without_a_module():
