@@ -1,5 +1,6 @@
 """The paper's Omniglot experiment (Snell et al. 2017, Table 1), end to end.
 
+    python benchmarks/omniglot.py --profile fast     # < 20 min on 2 CPU cores
     python benchmarks/omniglot.py --profile cpu      # ~45 min on 2 CPU cores
     python benchmarks/omniglot.py --profile paper --device cuda
     python benchmarks/omniglot.py --profile smoke    # minutes: learning happens
@@ -137,6 +138,27 @@ PROFILES = {
             ),
         ),
         n_jobs=2,
+    ),
+    # The paper's accuracy within 20 minutes on 2 CPU cores, everything
+    # included: one 1-shot encoder for every cell (training one per shot
+    # doubles the time for at most 0.1 point on the 5-shot cells), 30-way
+    # episodes at twice the rate with warm-up and cosine decay sized to the
+    # budget (benchmarks/time_to_accuracy.py compares it with the halving
+    # schedule), in the precision that pays on the machine.
+    "fast": TrainingProfile(
+        "fast",
+        models=(
+            ModelRecipe(
+                n_shot=1,
+                n_episodes=16_000,
+                n_way=30,
+                lr=2e-3,
+                schedule="cosine",
+                warmup_episodes=200,
+                max_minutes=19,
+                autocast_dtype="auto",
+            ),
+        ),
     ),
     # A couple of minutes: proves that learning happens (tests, smoke runs).
     # One 5-shot encoder serves every cell.
@@ -452,7 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         choices=list(PROFILES),
         default="cpu",
-        help="training budget: cpu (~45 min, 2 cores), paper (GPU), smoke (minutes)",
+        help="training budget: fast (< 20 min, 2 cores), cpu (~45 min, 2 cores), "
+        "paper (GPU), smoke (minutes)",
     )
     parser.add_argument("--data-home", default=None, help="Omniglot data home")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")

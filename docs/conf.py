@@ -342,7 +342,9 @@ def _profiles_table() -> str:
         ("n_episodes", "training episodes"),
         ("n_way", "classes per episode"),
         ("n_query", "queries / class"),
-        ("halve_every", "lr halved every"),
+        ("lr", "learning rate"),
+        ("schedule", "lr schedule"),
+        ("halve_every", "lr halved every (step)"),
         ("max_minutes", "time limit (min)"),
         ("autocast_dtype", "mixed precision"),
     ]
@@ -360,6 +362,8 @@ def _profiles_table() -> str:
                     shown = "none"
                 elif isinstance(value, str):
                     shown = f"``{value}``"
+                elif field == "halve_every" and model.schedule != "step":
+                    shown = "--"
                 else:
                     shown = f"{value:,}"
                 out.append(f"     - {shown}")
@@ -404,6 +408,13 @@ _write_if_changed(
     _help(lambda prog: omniglot.build_parser(), "python benchmarks/omniglot.py"),
 )
 _write_if_changed(GENERATED / "cross_domain.rst", _cross_domain_results())
+_write_if_changed(
+    GENERATED / "cross_domain_ablation.rst",
+    _benchmark_tables(
+        "cross_domain_ablation",
+        "python benchmarks/cross_domain.py --ablation --episodes 40",
+    ),
+)
 _write_if_changed(
     GENERATED / "time_to_accuracy.rst",
     _benchmark_tables("time_to_accuracy", "python benchmarks/time_to_accuracy.py"),

@@ -107,9 +107,9 @@ print(f"frozen encoder: {frozen.score(paths[query], labels[query]):.1%}")
 # ``fine_tune_steps`` makes ``fit`` adapt a private copy of the encoder
 # first: it re-estimates the BatchNorm statistics on the support set, then
 # trains the last two blocks for a few steps on pseudo-episodes made of two
-# randomly shifted views of the support set. The encoder you passed is never
-# modified, ``random_state`` makes it reproducible, and one example per class
-# is enough.
+# randomly shifted (here also rotated and scaled) views of the support set.
+# The encoder you passed is never modified, ``random_state`` makes it
+# reproducible, and one example per class is enough.
 #
 # Below, the same four 10-way 5-shot episodes scored four ways. The
 # normalisations (``normalization="l2"`` or ``"cl2n"``, SimpleShot's
@@ -123,7 +123,9 @@ models = {
     "pixels": PrototypicalClassifier(),
     "frozen": PrototypicalClassifier(encoder),
     "cl2n": PrototypicalClassifier(encoder, normalization="cl2n"),
-    "adapted": PrototypicalClassifier(encoder, fine_tune_steps=30),
+    "adapted": PrototypicalClassifier(
+        encoder, fine_tune_steps=60, fine_tune_augmentation="affine"
+    ),
 }
 scores = {name: [] for name in models}
 for episode, (s, q) in enumerate(
