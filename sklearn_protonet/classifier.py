@@ -188,8 +188,9 @@ class PrototypicalClassifier(
         speed; the recheck covers the ``"sqeuclidean"``, ``"euclidean"``
         and ``"cosine"`` metrics).
         ``"bfloat16"`` / ``"float16"`` use ``torch.autocast``: fast on GPUs
-        and CPUs with AMX, several times *slower* on CPUs without bfloat16
-        instructions (see :mod:`sklearn_protonet.precision`).
+        and on CPUs with bfloat16 instructions (AMX; AVX-512 BF16 on recent
+        AMD CPUs), several times *slower* on CPUs without them (see
+        :mod:`sklearn_protonet.precision` and the performance page).
     refinement_steps : int, default=0
         Semi-supervised prototypes (:ref:`semi_supervised`): with a positive
         value, rows of ``y`` marked ``-1`` (``"-1"`` for string labels, as
