@@ -266,13 +266,24 @@ def _benchmark_tables(name: str, command: str) -> str:
     return _markdown_table_to_rst(md.read_text(encoding="utf-8"))
 
 
-def _omniglot_results() -> str:
-    """The CPU reproduction's table and facts, or a note when not yet run."""
+def _schedule_words(model: dict) -> str:
+    """How a recipe's learning rate moves, in words."""
+    lr = model.get("lr", 1e-3)
+    if model.get("schedule", "step") == "cosine":
+        return (
+            f"learning rate {lr:g} after {model.get('warmup_episodes', 0):,} "
+            "warm-up episodes, then cosine decay"
+        )
+    return f"learning rate {lr:g} halved every {model['halve_every']:,}"
+
+
+def _omniglot_results(profile: str = "cpu") -> str:
+    """A CPU reproduction's table and facts, or a note when not yet run."""
     text = _benchmark_tables(
-        "omniglot-cpu", "python benchmarks/omniglot.py --profile cpu"
+        f"omniglot-{profile}", f"python benchmarks/omniglot.py --profile {profile}"
     )
-    record = RESULTS / "omniglot-cpu.json"
-    if (RESULTS / "omniglot-cpu.md").is_file() and record.is_file():
+    record = RESULTS / f"omniglot-{profile}.json"
+    if (RESULTS / f"omniglot-{profile}.md").is_file() and record.is_file():
         facts = json.loads(record.read_text(encoding="utf-8"))
         machine = facts.get("machine", {})
         versions = facts.get("versions", {})
@@ -284,8 +295,8 @@ def _omniglot_results() -> str:
             lines.append(
                 f"- {shot} encoder (scores the {', '.join(run.get('cells', []))} "
                 f"cells): {model['n_episodes']:,} episodes of {model['n_way']}-way "
-                f"{shot} planned, learning rate halved every "
-                f"{model['halve_every']:,}, time limit {model['max_minutes']} min, "
+                f"{shot} planned, {_schedule_words(model)}, time limit "
+                f"{model['max_minutes']} min, "
                 f"mixed precision {model['autocast_dtype'] or 'none'}; "
                 f"trained {run.get('episodes_trained', 0):,} episodes in "
                 f"{run.get('train_seconds', 0) / 60:.1f} min"
@@ -398,6 +409,7 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 GENERATED.mkdir(exist_ok=True)
 _write_if_changed(GENERATED / "omniglot_results.rst", _omniglot_results())
+_write_if_changed(GENERATED / "omniglot_fast_results.rst", _omniglot_results("fast"))
 _write_if_changed(GENERATED / "profiles.rst", _profiles_table())
 _write_if_changed(
     GENERATED / "cli_help.txt",
