@@ -266,6 +266,16 @@ def _benchmark_tables(name: str, command: str) -> str:
     return _markdown_table_to_rst(md.read_text(encoding="utf-8"))
 
 
+def _encoders_at_a_time(n_jobs: int) -> str:
+    return "one encoder at a time" if n_jobs == 1 else f"{n_jobs} encoders at a time"
+
+
+def _precision_words(dtype: str | None) -> str:
+    if dtype == "auto":
+        return "chosen for the machine (``training_autocast_dtype``)"
+    return dtype or "none"
+
+
 def _schedule_words(model: dict) -> str:
     """How a recipe's learning rate moves, in words."""
     lr = model.get("lr", 1e-3)
@@ -297,15 +307,15 @@ def _omniglot_results(profile: str = "cpu") -> str:
                 f"cells): {model['n_episodes']:,} episodes of {model['n_way']}-way "
                 f"{shot} planned, {_schedule_words(model)}, time limit "
                 f"{model['max_minutes']} min, "
-                f"mixed precision {model['autocast_dtype'] or 'none'}; "
+                f"mixed precision {_precision_words(model['autocast_dtype'])}; "
                 f"trained {run.get('episodes_trained', 0):,} episodes in "
                 f"{run.get('train_seconds', 0) / 60:.1f} min"
             )
         lines += [
             f"- Wall clock: training {facts['train_seconds'] / 60:.1f} min "
-            f"({facts.get('profile', {}).get('n_jobs', 1)} encoders at a time); "
+            f"({_encoders_at_a_time(facts.get('profile', {}).get('n_jobs', 1))}); "
             f"evaluation {facts['eval_seconds']:.0f} s",
-            f"- Machine: {machine.get('processor', '?')}, "
+            f"- Machine: {machine.get('cpu_model', machine.get('processor', '?'))}, "
             f"{machine.get('torch_threads', '?')} torch threads, device "
             f"``{facts.get('device', machine.get('device', '?'))}``",
             "- Versions: " + ", ".join(f"{name} {v}" for name, v in versions.items()),
