@@ -256,9 +256,10 @@ class PrototypicalClassifier(
     int8_error_ : float or None
         With ``inference_dtype="int8"``: the largest relative error of the
         int8 embeddings of the support set against float32's. Queries whose
-        nearest prototype an error a few times larger could change are
-        embedded again in float32, so predictions agree with float32's
-        (:func:`sklearn_protonet.precision.uncertain_rows`). None otherwise.
+        two nearest prototypes are closer than that error (scaled to the
+        query) are embedded again in float32, so predictions agree with
+        float32's (:func:`sklearn_protonet.precision.uncertain_rows`). None
+        otherwise.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -461,25 +462,31 @@ class PrototypicalClassifier(
             module, self.inference_dtype, calibration, self.batch_size
         )
 
-    def _iter_embeddings(self, X: np.ndarray) -> Iterator[torch.Tensor]:
-        """Embeddings of X in chunks of ``batch_size`` rows, checked finite."""
+    def _iter_embeddings(
+        self, X: np.ndarray, float32: bool = False
+    ) -> Iterator[torch.Tensor]:
+        """Embeddings of X in chunks of ``batch_size`` rows, checked finite;
+        with ``float32``, by the encoder's own module whatever
+        ``inference_dtype`` is."""
         start = 0
-        for chunk in self._embed_chunks(X):
+        for chunk in self._embed_chunks(X, float32):
             if self.encoder_ is not None:  # the identity's rows were validated
                 check_finite_embeddings(chunk, start, "X")
             start += len(chunk)
             yield chunk
 
-    def _embed_chunks(self, X: np.ndarray) -> Iterator[torch.Tensor]:
+    def _embed_chunks(
+        self, X: np.ndarray, float32: bool = False
+    ) -> Iterator[torch.Tensor]:
         if sp.issparse(X):  # dense blocks of batch_size rows: bounded memory
             dtype = np.float64 if self.encoder_ is None else np.float32
             for block in iter_dense(X, self.batch_size, dtype):
-                yield from self._embed_chunks(block)
+                yield from self._embed_chunks(block, float32)
             return
         own = encoder_module(self.encoder_)
         device = resolve_device(own, self.device)
         # None: float32, or a classifier pickled before inference_dtype.
-        module = getattr(self, "inference_module_", None)
+        module = None if float32 else getattr(self, "inference_module_", None)
         module = own if module is None else module
         if module is not None:
             yield from iter_embeddings(module, as_tensor(X), self.batch_size, device)
@@ -859,7 +866,7 @@ class PrototypicalClassifier(
         embeddings = torch.cat(list(self._iter_embeddings(X))).double()
         if not self._rechecks_int8():
             return embeddings
-        exact = self._float32_embeddings(X).double()
+        exact = torch.cat(list(self._iter_embeddings(X, float32=True))).double()
         error = relative_error(embeddings, exact)
         self.int8_error_ = max(getattr(self, "int8_error_", None) or 0.0, error)
         return exact
@@ -870,16 +877,6 @@ class PrototypicalClassifier(
             and getattr(self, "inference_module_", None) is not None
             and self.metric not in VARIANCE_METRICS
         )
-
-    def _float32_embeddings(self, X) -> torch.Tensor:
-        """Rows of validated ``X`` embedded by the encoder's own module."""
-        own = encoder_module(self.encoder_)
-        rows = dense_rows(X) if sp.issparse(X) else X
-        device = resolve_device(own, self.device)
-        chunks = list(iter_embeddings(own, as_tensor(rows), self.batch_size, device))
-        embeddings = torch.cat(chunks)
-        check_finite_embeddings(embeddings, 0, "X")
-        return embeddings
 
     # -- sparse input (see _sparse) ------------------------------------------
 
@@ -927,7 +924,8 @@ class PrototypicalClassifier(
                     error=self.int8_error_,
                 )
                 if len(rows):
-                    exact = self._float32_embeddings(X[start + rows.cpu().numpy()])
+                    again = X[start + rows.cpu().numpy()]
+                    exact = torch.cat(list(self._iter_embeddings(again, float32=True)))
                     normalized = normalized.clone()
                     normalized[rows] = normalize(
                         self.normalization, exact.to(normalized.dtype), mean
