@@ -176,11 +176,9 @@ def adapt_encoder(
     params = [p for layer in trainable for p in layer.parameters()]
     split = _split(adapted, trainable)
     prefix, rest = split if split is not None else (nn.Identity(), adapted)
-    if augmentation == "affine":
-        shift = RandomAffine(images.shape[1:], max_shift).train()
-    else:
-        shift = RandomShift(images.shape[1:], max_shift).train()
-    # RandomShift draws from this fit's own generator; a module drawing from
+    views = RandomAffine if augmentation == "affine" else RandomShift
+    augment = views(images.shape[1:], max_shift).train()
+    # The augmentation draws from this fit's own generator; a module drawing from
     # torch's global one is trained seeded and one at a time (_rng).
     shared = seeded_global(seed) if uses_global_rng(adapted) else nullcontext()
     with shared, training_generators(seed):
@@ -189,7 +187,7 @@ def adapt_encoder(
         inputs = []
         with _batchnorm_reestimation(adapted), torch.no_grad():
             for view in range(N_VIEWS):
-                inputs.append(prefix(images if view == 0 else shift(images)))
+                inputs.append(prefix(images if view == 0 else augment(images)))
                 rest(inputs[-1])
         inputs = torch.stack(inputs)  # (view, image, ...)
         for p in params:

@@ -194,11 +194,16 @@ def freed_memory_kept() -> Iterator[bool]:
                     _release_timer.daemon = True  # never holds up exit
                     _release_timer.start()
                 else:
-                    _restore_defaults()
+                    _release()
 
 
-def _restore_defaults() -> None:
-    """glibc's default settings back, and the kept memory to the system."""
+def _release() -> None:
+    """Cancel a pending release, put glibc's default settings back and return
+    the kept memory to the system (called with the lock held)."""
+    global _release_timer
+    if _release_timer is not None and _release_timer is not threading.current_thread():
+        _release_timer.cancel()
+    _release_timer = None
     libc = _glibc()
     if libc is None or _kept_for_good:
         return
@@ -209,13 +214,11 @@ def _restore_defaults() -> None:
 
 
 def _release_if_unused() -> None:
-    global _release_timer
     with _scope_lock:
         # A block entered since cancelled this timer (and may have left again,
         # starting another): only the current timer restores.
         if _release_timer is threading.current_thread() and _scope_users == 0:
-            _release_timer = None
-            _restore_defaults()
+            _release()
 
 
 def release_freed_memory() -> None:
@@ -231,22 +234,18 @@ def release_freed_memory() -> None:
     >>> from sklearn_protonet.runtime import release_freed_memory
     >>> release_freed_memory()
     """
-    global _release_timer
     with _scope_lock:
         if _scope_users == 0 and _release_timer is not None:
-            _release_timer.cancel()
-            _release_timer = None
-            _restore_defaults()
+            _release()
 
 
 def _after_fork_in_child() -> None:
     # A fork copies neither the timer's thread nor a lock's owner: the child
     # gets a fresh lock and restores now what the timer would have.
-    global _scope_lock, _release_timer
+    global _scope_lock
     _scope_lock = threading.Lock()
     if _release_timer is not None:
-        _release_timer = None
-        _restore_defaults()
+        _release()
 
 
 if hasattr(os, "register_at_fork"):
