@@ -114,32 +114,28 @@ ABLATION = {
 }
 
 
-def ablation_episodes(X, y, shot: int, episodes: list) -> dict[str, list[float]]:
+def ablation_episodes(X, y, shot: int, episodes: list) -> list[dict]:
     """Accuracy of each ABLATION setting on each ``(number, support, query)``."""
     torch.set_num_threads(1)
     encoder = load_pretrained(f"omniglot-conv4-{shot}shot")
-    scores: dict[str, list[float]] = {name: [] for name in ABLATION}
+    rows = []
     for number, support, query in episodes:
+        row = {}
         for name, settings in ABLATION.items():
             model = PrototypicalClassifier(encoder, random_state=number, **settings)
             model.fit(X[support], y[support])
-            scores[name].append(model.score(X[query], y[query]))
-    return scores
+            row[name] = model.score(X[query], y[query])
+        rows.append(row)
+    return rows
 
 
 def ablation(X, y, shots, n_episodes: int, n_jobs: int, output_dir) -> str:
     """The ABLATION table (same episodes as the main table, fewer of them)."""
     results = {}
     for shot in shots:
-        split = EpisodicSplit(N_WAY, shot, N_QUERY, n_episodes, random_state=shot)
-        episodes = [(i, s, q) for i, (s, q) in enumerate(split.split(X, y))]
-        chunks = [episodes[i :: max(1, n_jobs)] for i in range(max(1, n_jobs))]
-        parts = Parallel(n_jobs=n_jobs)(
-            delayed(ablation_episodes)(X, y, shot, chunk) for chunk in chunks
-        )
+        rows = episode_rows(X, y, shot, n_episodes, n_jobs, ablation_episodes)
         results[str(shot)] = {
-            name: interval([v for part in parts for v in part[name]])
-            for name in ABLATION
+            name: interval([row[name] for row in rows]) for name in ABLATION
         }
     rows = [
         [
@@ -180,7 +176,9 @@ def interval(values: list[float]) -> dict:
     return {"mean": float(values.mean()), "ci95": float(half), "n": len(values)}
 
 
-def evaluate(X, y, shot: int, n_episodes: int, n_jobs: int, adaptation: dict):
+def episode_rows(X, y, shot: int, n_episodes: int, n_jobs: int, work, *args):
+    """``work(X, y, shot, episodes, *args)`` over the benchmark's episodes of
+    ``shot``, in chunks on ``n_jobs`` workers; the rows it returns, in one list."""
     split = EpisodicSplit(
         n_way=N_WAY,
         n_shot=shot,
@@ -192,9 +190,13 @@ def evaluate(X, y, shot: int, n_episodes: int, n_jobs: int, adaptation: dict):
     n_chunks = max(1, min(len(episodes), 4 * max(1, n_jobs)))
     chunks = [episodes[i::n_chunks] for i in range(n_chunks)]
     results = Parallel(n_jobs=n_jobs)(
-        delayed(run_episodes)(X, y, shot, chunk, adaptation) for chunk in chunks
+        delayed(work)(X, y, shot, chunk, *args) for chunk in chunks
     )
-    rows = [row for chunk in results for row in chunk]
+    return [row for chunk in results for row in chunk]
+
+
+def evaluate(X, y, shot: int, n_episodes: int, n_jobs: int, adaptation: dict):
+    rows = episode_rows(X, y, shot, n_episodes, n_jobs, run_episodes, adaptation)
     return {name: interval([row[name] for row in rows]) for name in COLUMNS}
 
 

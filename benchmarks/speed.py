@@ -193,7 +193,8 @@ def easyfsl_loop():
         def get_labels(self) -> list[int]:
             return self.y
 
-    def easyfsl_episodes(X, y, n_episodes):
+    def easyfsl_episodes(X, y, n_episodes, seed):
+        random.seed(seed)  # TaskSampler draws from Python's random
         sampler = TaskSampler(Images(X, y), N_WAY, N_SHOT, N_QUERY, n_episodes)
         loader = torch.utils.data.DataLoader(
             Images(X, y),
@@ -203,9 +204,9 @@ def easyfsl_loop():
         for support, support_labels, query, query_labels, _ in loader:
             yield support, support_labels, query, query_labels
 
-    def our_episodes(X, y, n_episodes):
+    def our_episodes(X, y, n_episodes, seed):
         sampler = EpisodeSampler(y, N_WAY, N_SHOT, N_QUERY)
-        rng = np.random.default_rng(0)
+        rng = np.random.default_rng(seed)
         target = episode_target(N_WAY, N_SHOT, N_QUERY)
         for _ in range(n_episodes):
             support, query = sampler.sample(rng)
@@ -226,12 +227,12 @@ def easyfsl_loop():
 
     def run(X: torch.Tensor, y: np.ndarray, n_episodes: int, seed: int) -> float:
         torch.manual_seed(seed)
-        random.seed(seed)  # TaskSampler draws from Python's random
         model = PrototypicalNetworks(straightforward_conv4())
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         model.train()
         start = time.perf_counter()
-        for support, support_labels, query, query_labels in episodes(X, y, n_episodes):
+        tasks = episodes(X, y, n_episodes, seed)
+        for support, support_labels, query, query_labels in tasks:
             model.process_support_set(support, support_labels)
             loss = torch.nn.functional.cross_entropy(model(query), query_labels)
             optimizer.zero_grad()
