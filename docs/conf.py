@@ -347,8 +347,9 @@ def _cross_domain_results() -> str:
         lat = facts["latency"]
         text += (
             f"\nAccuracy in % with 95 % intervals over {cells['pixels']['n']} "
-            f"episodes; adapted: ``{facts['adaptation']}``. ``fit`` with "
-            f"adaptation, 10-way 5-shot, {lat['torch_threads']} torch threads: "
+            f"episodes; adapted: ``{facts['adaptation']}``. ``fit`` of the "
+            f"robust encoder with adaptation, 10-way 5-shot, "
+            f"{lat['torch_threads']} torch threads: "
             f"median {lat['median_s']:.2f} s over {lat['repeats']} fits (a "
             f"frozen ``fit``: {lat['frozen_median_s']:.2f} s), on "
             f"{facts['machine']['cpu_count']} cores with a 1-minute load "
@@ -368,6 +369,7 @@ def _profiles_table() -> str:
         ("halve_every", "lr halved every (step)"),
         ("max_minutes", "time limit (min)"),
         ("autocast_dtype", "mixed precision"),
+        ("augment", "degraded images (robust)"),
     ]
     out = [".. list-table::", "   :header-rows: 1", ""]
     out.append("   * - profile")
@@ -381,6 +383,8 @@ def _profiles_table() -> str:
                 value = getattr(model, field)
                 if value is None:
                     shown = "none"
+                elif isinstance(value, bool):
+                    shown = "yes" if value else "no"
                 elif isinstance(value, str):
                     shown = f"``{value}``"
                 elif field == "halve_every" and model.schedule != "step":
@@ -420,6 +424,9 @@ def _write_if_changed(path: Path, text: str) -> None:
 GENERATED.mkdir(exist_ok=True)
 _write_if_changed(GENERATED / "omniglot_results.rst", _omniglot_results())
 _write_if_changed(GENERATED / "omniglot_fast_results.rst", _omniglot_results("fast"))
+_write_if_changed(
+    GENERATED / "omniglot_robust_results.rst", _omniglot_results("robust")
+)
 _write_if_changed(GENERATED / "profiles.rst", _profiles_table())
 _write_if_changed(
     GENERATED / "cli_help.txt",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 import warnings
@@ -87,11 +88,9 @@ def _comparison(methods: dict, y: np.ndarray, args: argparse.Namespace) -> str:
 
 def _encoder_for_shot(shot: int) -> str:
     """The shipped encoder meta-trained with the shot closest to ``shot``."""
-    trained = {
-        int(name.rsplit("-", 1)[1].removesuffix("shot")): name
-        for name in list_pretrained()
-        if name.startswith("omniglot-conv4-")
-    }
+    # The paper's encoders, one per training shot (not omniglot-conv4-robust).
+    matches = (re.fullmatch(r"omniglot-conv4-(\d+)shot", n) for n in list_pretrained())
+    trained = {int(m.group(1)): m.group(0) for m in matches if m}
     return trained[min(trained, key=lambda k: (abs(k - shot), k))]
 
 

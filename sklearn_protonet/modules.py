@@ -1,7 +1,8 @@
-"""Encoder modules: the paper's ``Conv4`` for images and an ``MLP`` for tables.
+"""Encoder modules: the paper's ``Conv4`` for images and an ``MLP`` for tables,
+and the image augmentation layers to put before an encoder in meta-training.
 
-Both take the flat 2-D arrays that scikit-learn passes around; ``Conv4``
-reshapes them to images through ``input_shape``.
+All take the flat 2-D arrays that scikit-learn passes around; ``Conv4`` and
+the ``Random*`` layers reshape them to images through ``input_shape``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from torch import nn
 
 from . import _rng
 
-__all__ = ["MLP", "Conv4", "RandomAffine", "RandomShift"]
+__all__ = [
+    "MLP",
+    "Conv4",
+    "RandomAffine",
+    "RandomResolution",
+    "RandomShift",
+    "RandomStrokeWidth",
+]
 
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -326,3 +334,137 @@ class RandomAffine(nn.Module):
         grid = nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
         out = nn.functional.grid_sample(images, grid, align_corners=False)
         return out.reshape(X.shape) if flat else out
+
+
+class RandomResolution(nn.Module):
+    """Data augmentation: lower the resolution of some images at random.
+
+    In training mode each image is, with probability ``p``, shrunk to a
+    random size between ``min_size`` and ``max_size`` pixels (area averaging)
+    and enlarged back (bilinear), then rescaled so that its brightest pixel
+    keeps its value. Meta-training with it teaches an encoder to recognise
+    blurred, low-resolution images (scans, thumbnails, small source images
+    upsampled), which makes it transfer to other domains than its training
+    set's; see ``omniglot-conv4-robust`` in
+    :mod:`sklearn_protonet.pretrained`. Evaluation mode returns the input
+    unchanged.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(channels, height, width)`` of one image; 2-D inputs are reshaped.
+    min_size, max_size : int, default=7, 14
+        Range of the side, in pixels, of the shrunk image (both included,
+        drawn uniformly for each image); at most the image's height and
+        width.
+    p : float, default=0.5
+        Probability that an image is degraded.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        min_size: int = 7,
+        max_size: int = 14,
+        p: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        if not 1 <= min_size <= max_size <= min(self.input_shape[1:]):
+            raise ValueError(
+                "RandomResolution needs 1 <= min_size <= max_size <= the image's "
+                f"height and width {self.input_shape[1:]}, got min_size={min_size}, "
+                f"max_size={max_size}."
+            )
+        if not 0 <= p <= 1:
+            raise ValueError(f"RandomResolution's p must be in [0, 1], got {p}.")
+        self.min_size, self.max_size, self.p = int(min_size), int(max_size), p
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Lower the resolution of some images in training mode; return X
+        unchanged in evaluation mode.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n, C * H * W) or (n, C, H, W)
+
+        Returns
+        -------
+        Tensor of the shape of X
+        """
+        if not self.training or self.p == 0:
+            return X
+        flat = X.dim() == 2
+        images = X.reshape(len(X), *self.input_shape) if flat else X
+        size = images.shape[2:]
+        generator = _rng.generator(X.device)  # the trainer's, else global
+        chosen = torch.rand(len(X), device=X.device, generator=generator) < self.p
+        sides = torch.randint(
+            self.min_size,
+            self.max_size + 1,
+            (len(X),),
+            device=X.device,
+            generator=generator,
+        )
+        out = images.clone()
+        for side in sides[chosen].unique().tolist():
+            rows = chosen & (sides == side)
+            small = nn.functional.interpolate(
+                images[rows], size=(side, side), mode="area"
+            )
+            blurred = nn.functional.interpolate(
+                small, size=size, mode="bilinear", align_corners=False
+            )
+            # Blurring dims thin strokes; keep each image's brightest value.
+            peak = images[rows].amax((1, 2, 3), keepdim=True)
+            scale = peak / blurred.amax((1, 2, 3), keepdim=True).clamp_min(1e-12)
+            out[rows] = blurred * scale
+        return out.reshape(X.shape)
+
+
+class RandomStrokeWidth(nn.Module):
+    """Data augmentation: thicken the light strokes of some images at random.
+
+    In training mode each image is, with probability ``p``, replaced by its
+    3x3 grey-level dilation (a maximum filter): light strokes on a dark
+    background grow by a pixel on each side, as pens, scans and upsampled
+    small images draw them thicker than Omniglot's. Evaluation mode returns
+    the input unchanged. (For dark strokes on a light background, invert the
+    images first, as the shipped encoders expect anyway.)
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(channels, height, width)`` of one image; 2-D inputs are reshaped.
+    p : float, default=0.3
+        Probability that an image is thickened.
+    """
+
+    def __init__(self, input_shape: Sequence[int], p: float = 0.3) -> None:
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        if not 0 <= p <= 1:
+            raise ValueError(f"RandomStrokeWidth's p must be in [0, 1], got {p}.")
+        self.p = p
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Thicken some images' strokes in training mode; return X unchanged
+        in evaluation mode.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n, C * H * W) or (n, C, H, W)
+
+        Returns
+        -------
+        Tensor of the shape of X
+        """
+        if not self.training or self.p == 0:
+            return X
+        flat = X.dim() == 2
+        images = X.reshape(len(X), *self.input_shape) if flat else X
+        generator = _rng.generator(X.device)  # the trainer's, else global
+        chosen = torch.rand(len(X), device=X.device, generator=generator) < self.p
+        thick = nn.functional.max_pool2d(images, 3, stride=1, padding=1)
+        out = torch.where(chosen[:, None, None, None], thick, images)
+        return out.reshape(X.shape)

@@ -1,6 +1,7 @@
 """Real meta-training on Omniglot, and the shipped pretrained encoder."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,6 +20,8 @@ from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
 from sklearn_protonet import PrototypicalClassifier
+from sklearn_protonet.contracts import get_input_contract
+from sklearn_protonet.datasets._omniglot import INPUT_CONTRACT
 from sklearn_protonet.model_selection import EpisodicSplit, mean_confidence_interval
 from sklearn_protonet.persistence import FORMAT, load_encoder, save_encoder
 from sklearn_protonet.pretrained import list_pretrained, load_pretrained
@@ -61,9 +64,15 @@ def test_evaluation_on_embeddings_equals_refitting_on_pixels(short_run, omniglot
     assert fast["5-way 1-shot"]["accuracy"] == pytest.approx(100 * plain[0], abs=0.01)
 
 
-@pytest.mark.parametrize("shot", [1, 5])
-def test_pretrained_encoder_reaches_its_documented_accuracy(omniglot, shot):
-    name = f"omniglot-conv4-{shot}shot"
+@pytest.mark.parametrize(
+    ("name", "shot"),
+    [
+        ("omniglot-conv4-1shot", 1),
+        ("omniglot-conv4-5shot", 5),
+        ("omniglot-conv4-robust", 1),
+    ],
+)
+def test_pretrained_encoder_reaches_its_documented_accuracy(omniglot, name, shot):
     assert name in list_pretrained()
     encoder = load_pretrained(name)
     info = encoder.estimator.pretrained_info_
@@ -168,3 +177,33 @@ def test_experiment_trains_one_encoder_per_shot_side_by_side(
         assert set(info["results"]) == set(record["models"][f"{shot}-shot"]["cells"])
         cell = f"5-way {shot}-shot"
         assert info["results"][cell] == record["results"][cell]
+
+
+def test_robust_profile_saves_the_encoder_without_its_augmentation(
+    monkeypatch, omniglot, tmp_path
+):
+    """The robust profile meta-trains behind the augmentation layers and
+    saves the Conv4 alone, under the name load_pretrained knows."""
+    recipe = replace(
+        PROFILES["robust"].models[0], n_episodes=10, n_way=10, warmup_episodes=2
+    )
+    profile = replace(PROFILES["robust"], models=(recipe,), n_test_episodes=20)
+    monkeypatch.setitem(PROFILES, "robust", profile)
+    monkeypatch.setenv("SKLEARN_PROTONET_CACHE", omniglot["cache"])
+    omniglot_main(
+        [
+            "--profile=robust",
+            f"--data-home={omniglot['home']}",
+            f"--output-dir={tmp_path}",
+            f"--save-weights={tmp_path}",
+            "--no-progress",
+            "--default-malloc",
+        ]
+    )
+    encoder = load_encoder(tmp_path / "omniglot-conv4-robust.safetensors")
+    module = encoder.estimator.module_
+    assert type(module).__name__ == "Conv4"
+    assert get_input_contract(encoder) == INPUT_CONTRACT
+    assert encoder.estimator.pretrained_info_["episodes_trained"] == 10
+    record = json.loads((tmp_path / "omniglot-robust.json").read_text())
+    assert record["profile"]["models"][0]["augment"] is True

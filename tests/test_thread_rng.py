@@ -14,7 +14,13 @@ from joblib import Parallel, delayed
 from torch import nn
 
 from sklearn_protonet import PrototypicalClassifier
-from sklearn_protonet.modules import MLP, Conv4, RandomShift
+from sklearn_protonet.modules import (
+    MLP,
+    Conv4,
+    RandomResolution,
+    RandomShift,
+    RandomStrokeWidth,
+)
 
 from .conftest import _small_trainer, tiny_trainer
 
@@ -34,16 +40,20 @@ class _Mine(nn.Module):
         return self.net(X)
 
 
-def _shifting_conv4():
+def _augmented_conv4(*augmentation):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # an instance keeps the weights it was built with
         return nn.Sequential(
-            RandomShift((1, 8, 8), max_shift=1),
+            *augmentation,
             Conv4(input_shape=(1, 8, 8), hidden_channels=4, n_blocks=2),
         )
 
 
-_SHIFTING = _shifting_conv4()
+_SHIFTING = _augmented_conv4(RandomShift((1, 8, 8), max_shift=1))
+# The robust encoder's layers (benchmarks/omniglot.py --profile robust).
+_DEGRADING = _augmented_conv4(
+    RandomStrokeWidth((1, 8, 8), p=0.5), RandomResolution((1, 8, 8), 3, 6, p=0.5)
+)
 
 
 def _trainer(module, seed, **params):
@@ -56,6 +66,7 @@ ENCODERS = {
         module=MLP, module__dropout=0.5, random_state=seed, max_epochs=3
     ),
     "conv4-shift": lambda seed: _trainer(copy.deepcopy(_SHIFTING), seed),
+    "conv4-degrade": lambda seed: _trainer(copy.deepcopy(_DEGRADING), seed),
     "own-module": lambda seed: _trainer(_Mine, seed),
 }
 

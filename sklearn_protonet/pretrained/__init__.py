@@ -36,6 +36,12 @@ def load_pretrained(name: str = "omniglot-conv4-1shot", device: str = "cpu"):
         :func:`~sklearn_protonet.datasets.load_omniglot` returns them) with
         1 and 5 support images per class; as in the paper, use the one whose
         shot matches your support set (one example per class: ``1shot``).
+        ``"omniglot-conv4-robust"`` is a Conv4 meta-trained on the same
+        classes with random rotations, thicker strokes and blur
+        (:class:`~sklearn_protonet.modules.RandomResolution`): a little less
+        accurate on Omniglot, much more on images unlike it (handwritten
+        digits: ``benchmarks/cross_domain.py``), so the one to start from for
+        your own images (:ref:`own_data`).
     device : str, default="cpu"
 
     Returns
