@@ -117,6 +117,18 @@ class TrainingProfile:
     weights_name: str = "omniglot-conv4-{shot}shot"
 
 
+#: The fast profile's encoder (the robust profile's with augmentation).
+FAST_RECIPE = ModelRecipe(
+    n_shot=1,
+    n_episodes=20_000,
+    n_way=30,
+    lr=2e-3,
+    schedule="cosine",
+    warmup_episodes=200,
+    max_minutes=19,
+    autocast_dtype="auto",
+)
+
 PROFILES = {
     # The paper's schedule: 1-shot and 5-shot training, halving every 2,000
     # episodes; meant for a GPU.
@@ -158,40 +170,14 @@ PROFILES = {
     # time), 30-way episodes at twice the rate with warm-up and cosine decay
     # sized to the budget (benchmarks/time_to_accuracy.py compares it with
     # the halving schedule), in the precision that pays on the machine.
-    "fast": TrainingProfile(
-        "fast",
-        models=(
-            ModelRecipe(
-                n_shot=1,
-                n_episodes=20_000,
-                n_way=30,
-                lr=2e-3,
-                schedule="cosine",
-                warmup_episodes=200,
-                max_minutes=19,
-                autocast_dtype="auto",
-            ),
-        ),
-    ),
+    "fast": TrainingProfile("fast", models=(FAST_RECIPE,)),
     # An encoder for other domains (users' own images): the fast profile's
     # recipe on randomly rotated, scaled, thickened and blurred characters
     # (robust_augmentation). Omniglot itself loses a little; digits gain
     # much (benchmarks/cross_domain.py). Shipped as omniglot-conv4-robust.
     "robust": TrainingProfile(
         "robust",
-        models=(
-            ModelRecipe(
-                n_shot=1,
-                n_episodes=12_000,
-                n_way=30,
-                lr=2e-3,
-                schedule="cosine",
-                warmup_episodes=200,
-                max_minutes=25,
-                autocast_dtype="auto",
-                augment=True,
-            ),
-        ),
+        models=(replace(FAST_RECIPE, n_episodes=12_000, max_minutes=25, augment=True),),
         weights_name="omniglot-conv4-robust",
     ),
     # A couple of minutes: proves that learning happens (tests, smoke runs).

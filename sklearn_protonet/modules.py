@@ -216,7 +216,49 @@ class MLP(nn.Module):
         return self.layers(X.flatten(start_dim=1))
 
 
-class RandomShift(nn.Module):
+class _ImageAugmentation(nn.Module):
+    """Base of the augmentation layers: random changes to each image in
+    training mode only (like dropout), so meta-training sees altered copies
+    while embeddings for prediction stay deterministic.
+
+    Subclasses implement ``_augment(images, generator)`` on ``(n, C, H, W)``
+    images, drawing only from ``generator``, and ``_changes_images()``.
+    """
+
+    def __init__(self, input_shape: Sequence[int]) -> None:
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Change each image at random in training mode; return X unchanged
+        in evaluation mode.
+
+        Parameters
+        ----------
+        X : Tensor of shape (n, C * H * W) or (n, C, H, W)
+
+        Returns
+        -------
+        Tensor of the shape of X
+        """
+        if not self.training or not self._changes_images():
+            return X
+        flat = X.dim() == 2
+        images = X.reshape(len(X), *self.input_shape) if flat else X
+        generator = _rng.generator(X.device)  # the trainer's, else global
+        out = self._augment(images, generator)
+        return out.reshape(X.shape) if flat else out
+
+    def _changes_images(self) -> bool:
+        return True
+
+    def _augment(
+        self, images: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class RandomShift(_ImageAugmentation):
     """Data augmentation: shift each image by a random number of pixels.
 
     Active only in training mode (like dropout), so meta-training sees
@@ -232,42 +274,30 @@ class RandomShift(nn.Module):
     """
 
     def __init__(self, input_shape: Sequence[int], max_shift: int = 1) -> None:
-        super().__init__()
-        self.input_shape = tuple(int(s) for s in input_shape)
+        super().__init__(input_shape)
         self.max_shift = max_shift
 
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Shift each image at random in training mode; return X unchanged
-        in evaluation mode.
+    def _changes_images(self) -> bool:
+        return self.max_shift != 0
 
-        Parameters
-        ----------
-        X : Tensor of shape (n, C * H * W) or (n, C, H, W)
-
-        Returns
-        -------
-        Tensor of the shape of X
-        """
-        if not self.training or self.max_shift == 0:
-            return X
-        flat = X.dim() == 2
-        images = X.reshape(len(X), *self.input_shape) if flat else X
+    def _augment(
+        self, images: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
         n, _, height, width = images.shape
         s = self.max_shift
         padded = nn.functional.pad(images, (s, s, s, s))
-        generator = _rng.generator(X.device)  # the trainer's, else global
         dy, dx = torch.randint(
-            0, 2 * s + 1, (2, n, 1), device=X.device, generator=generator
+            0, 2 * s + 1, (2, n, 1), device=images.device, generator=generator
         )
-        rows = (torch.arange(height, device=X.device) + dy)[:, :, None]
-        cols = (torch.arange(width, device=X.device) + dx)[:, None, :]
-        batch = torch.arange(n, device=X.device)[:, None, None]
+        rows = (torch.arange(height, device=images.device) + dy)[:, :, None]
+        cols = (torch.arange(width, device=images.device) + dx)[:, None, :]
+        batch = torch.arange(n, device=images.device)[:, None, None]
         # Advanced indexing puts the indexed dims first: (n, H, W, C).
         shifted = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
-        return shifted.reshape(X.shape) if flat else shifted.contiguous()
+        return shifted.contiguous()
 
 
-class RandomAffine(nn.Module):
+class RandomAffine(_ImageAugmentation):
     """Data augmentation: rotate, scale and shift each image at random.
 
     Like :class:`RandomShift`, active only in training mode; evaluation
@@ -297,32 +327,17 @@ class RandomAffine(nn.Module):
         max_rotation: float = 15,
         max_scale: float = 0.15,
     ) -> None:
-        super().__init__()
-        self.input_shape = tuple(int(s) for s in input_shape)
+        super().__init__(input_shape)
         self.max_shift = max_shift
         self.max_rotation = max_rotation
         self.max_scale = max_scale
 
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Transform each image at random in training mode; return X
-        unchanged in evaluation mode.
-
-        Parameters
-        ----------
-        X : Tensor of shape (n, C * H * W) or (n, C, H, W)
-
-        Returns
-        -------
-        Tensor of the shape of X
-        """
-        if not self.training:
-            return X
-        flat = X.dim() == 2
-        images = X.reshape(len(X), *self.input_shape) if flat else X
+    def _augment(
+        self, images: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
         n, _, height, width = images.shape
-        generator = _rng.generator(X.device)  # the trainer's, else global
         # Uniform in [-1, 1): angle, scale and the two shifts of each image.
-        u = torch.rand(4, n, device=X.device, generator=generator) * 2 - 1
+        u = torch.rand(4, n, device=images.device, generator=generator) * 2 - 1
         angle = torch.deg2rad(u[0] * self.max_rotation)
         scale = 1 + u[1] * self.max_scale
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
@@ -332,11 +347,10 @@ class RandomAffine(nn.Module):
             [torch.stack([cos, -sin, dx], 1), torch.stack([sin, cos, dy], 1)], 1
         ).to(images.dtype)
         grid = nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
-        out = nn.functional.grid_sample(images, grid, align_corners=False)
-        return out.reshape(X.shape) if flat else out
+        return nn.functional.grid_sample(images, grid, align_corners=False)
 
 
-class RandomResolution(nn.Module):
+class RandomResolution(_ImageAugmentation):
     """Data augmentation: lower the resolution of some images at random.
 
     In training mode each image is, with probability ``p``, shrunk to a
@@ -368,8 +382,7 @@ class RandomResolution(nn.Module):
         max_size: int = 14,
         p: float = 0.5,
     ) -> None:
-        super().__init__()
-        self.input_shape = tuple(int(s) for s in input_shape)
+        super().__init__(input_shape)
         if not 1 <= min_size <= max_size <= min(self.input_shape[1:]):
             raise ValueError(
                 "RandomResolution needs 1 <= min_size <= max_size <= the image's "
@@ -380,31 +393,16 @@ class RandomResolution(nn.Module):
             raise ValueError(f"RandomResolution's p must be in [0, 1], got {p}.")
         self.min_size, self.max_size, self.p = int(min_size), int(max_size), p
 
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Lower the resolution of some images in training mode; return X
-        unchanged in evaluation mode.
+    def _changes_images(self) -> bool:
+        return self.p > 0
 
-        Parameters
-        ----------
-        X : Tensor of shape (n, C * H * W) or (n, C, H, W)
-
-        Returns
-        -------
-        Tensor of the shape of X
-        """
-        if not self.training or self.p == 0:
-            return X
-        flat = X.dim() == 2
-        images = X.reshape(len(X), *self.input_shape) if flat else X
-        size = images.shape[2:]
-        generator = _rng.generator(X.device)  # the trainer's, else global
-        chosen = torch.rand(len(X), device=X.device, generator=generator) < self.p
+    def _augment(
+        self, images: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        n, device = len(images), images.device
+        chosen = torch.rand(n, device=device, generator=generator) < self.p
         sides = torch.randint(
-            self.min_size,
-            self.max_size + 1,
-            (len(X),),
-            device=X.device,
-            generator=generator,
+            self.min_size, self.max_size + 1, (n,), device=device, generator=generator
         )
         out = images.clone()
         for side in sides[chosen].unique().tolist():
@@ -413,16 +411,16 @@ class RandomResolution(nn.Module):
                 images[rows], size=(side, side), mode="area"
             )
             blurred = nn.functional.interpolate(
-                small, size=size, mode="bilinear", align_corners=False
+                small, size=images.shape[2:], mode="bilinear", align_corners=False
             )
             # Blurring dims thin strokes; keep each image's brightest value.
             peak = images[rows].amax((1, 2, 3), keepdim=True)
             scale = peak / blurred.amax((1, 2, 3), keepdim=True).clamp_min(1e-12)
             out[rows] = blurred * scale
-        return out.reshape(X.shape)
+        return out
 
 
-class RandomStrokeWidth(nn.Module):
+class RandomStrokeWidth(_ImageAugmentation):
     """Data augmentation: thicken the light strokes of some images at random.
 
     In training mode each image is, with probability ``p``, replaced by its
@@ -441,30 +439,17 @@ class RandomStrokeWidth(nn.Module):
     """
 
     def __init__(self, input_shape: Sequence[int], p: float = 0.3) -> None:
-        super().__init__()
-        self.input_shape = tuple(int(s) for s in input_shape)
+        super().__init__(input_shape)
         if not 0 <= p <= 1:
             raise ValueError(f"RandomStrokeWidth's p must be in [0, 1], got {p}.")
         self.p = p
 
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Thicken some images' strokes in training mode; return X unchanged
-        in evaluation mode.
+    def _changes_images(self) -> bool:
+        return self.p > 0
 
-        Parameters
-        ----------
-        X : Tensor of shape (n, C * H * W) or (n, C, H, W)
-
-        Returns
-        -------
-        Tensor of the shape of X
-        """
-        if not self.training or self.p == 0:
-            return X
-        flat = X.dim() == 2
-        images = X.reshape(len(X), *self.input_shape) if flat else X
-        generator = _rng.generator(X.device)  # the trainer's, else global
-        chosen = torch.rand(len(X), device=X.device, generator=generator) < self.p
+    def _augment(
+        self, images: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        chosen = torch.rand(len(images), device=images.device, generator=generator)
         thick = nn.functional.max_pool2d(images, 3, stride=1, padding=1)
-        out = torch.where(chosen[:, None, None, None], thick, images)
-        return out.reshape(X.shape)
+        return torch.where((chosen < self.p)[:, None, None, None], thick, images)

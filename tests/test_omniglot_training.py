@@ -139,6 +139,22 @@ def test_loading_a_tampered_or_foreign_file_fails_cleanly(short_run, tmp_path):
         load_encoder(classifier_file)
 
 
+def _run_experiment(monkeypatch, profile, omniglot, output, weights) -> None:
+    """benchmarks/omniglot.py with ``profile`` (in PROFILES for the run)."""
+    monkeypatch.setitem(PROFILES, profile.name, profile)
+    monkeypatch.setenv("SKLEARN_PROTONET_CACHE", omniglot["cache"])
+    omniglot_main(
+        [
+            f"--profile={profile.name}",
+            f"--data-home={omniglot['home']}",
+            f"--output-dir={output}",
+            f"--save-weights={weights}",
+            "--no-progress",
+            "--default-malloc",  # leave this test process's malloc alone
+        ]
+    )
+
+
 def test_experiment_trains_one_encoder_per_shot_side_by_side(
     monkeypatch, omniglot, tmp_path, capsys
 ):
@@ -150,18 +166,7 @@ def test_experiment_trains_one_encoder_per_shot_side_by_side(
         for shot in (1, 5)
     )
     profile = TrainingProfile("tiny", recipes, n_test_episodes=20, n_jobs=2)
-    monkeypatch.setitem(PROFILES, "tiny", profile)
-    monkeypatch.setenv("SKLEARN_PROTONET_CACHE", omniglot["cache"])
-    omniglot_main(
-        [
-            "--profile=tiny",
-            f"--data-home={omniglot['home']}",
-            f"--output-dir={tmp_path}",
-            f"--save-weights={tmp_path / 'weights'}",
-            "--no-progress",
-            "--default-malloc",  # leave this test process's malloc alone
-        ]
-    )
+    _run_experiment(monkeypatch, profile, omniglot, tmp_path, tmp_path / "weights")
     assert "10 1-shot, 10 5-shot" in capsys.readouterr().out
     record = json.loads((tmp_path / "omniglot-tiny.json").read_text())
     assert record["models"]["1-shot"]["cells"] == ["5-way 1-shot", "20-way 1-shot"]
@@ -188,18 +193,7 @@ def test_robust_profile_saves_the_encoder_without_its_augmentation(
         PROFILES["robust"].models[0], n_episodes=10, n_way=10, warmup_episodes=2
     )
     profile = replace(PROFILES["robust"], models=(recipe,), n_test_episodes=20)
-    monkeypatch.setitem(PROFILES, "robust", profile)
-    monkeypatch.setenv("SKLEARN_PROTONET_CACHE", omniglot["cache"])
-    omniglot_main(
-        [
-            "--profile=robust",
-            f"--data-home={omniglot['home']}",
-            f"--output-dir={tmp_path}",
-            f"--save-weights={tmp_path}",
-            "--no-progress",
-            "--default-malloc",
-        ]
-    )
+    _run_experiment(monkeypatch, profile, omniglot, tmp_path, tmp_path)
     encoder = load_encoder(tmp_path / "omniglot-conv4-robust.safetensors")
     module = encoder.estimator.module_
     assert type(module).__name__ == "Conv4"
