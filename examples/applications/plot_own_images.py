@@ -152,9 +152,10 @@ fig, ax = plt.subplots(figsize=(6, 3))
 means = [100 * np.mean(v) for v in scores.values()]
 errors = [100 * np.std(v) for v in scores.values()]
 colors = ["grey", "C0", "C1", "C2", "C3", "C4"]
-ax.bar(list(scores), means, yerr=errors, color=colors)
+bars = ax.bar(list(scores), means, yerr=errors, color=colors)
+ax.bar_label(bars, fmt="%.0f", label_type="center", color="white")
 ax.set_ylabel("accuracy (%)")
-ax.set_ylim(50, 100)
+ax.set_ylim(50, 105)
 ax.set_title("10-way 5-shot on digits: paper's vs robust Omniglot encoder")
 fig.tight_layout()
 plt.show()
