@@ -104,8 +104,10 @@ def run_episodes(X, y, shot: int, episodes: list, adaptation: dict) -> list[dict
     return rows
 
 
-#: The adaptation settings compared by --ablation: classifier parameters, and
-#: "encoder": "robust" for omniglot-conv4-robust instead of the paper's encoder.
+#: The adaptation settings compared by --ablation: classifier parameters,
+#: "encoder": "robust" for omniglot-conv4-robust instead of the paper's encoder,
+#: and "transductive": True to fit with the episode's queries as unlabeled
+#: rows (y = -1; with refinement_steps they refine the prototypes).
 ABLATION = {
     "30 steps, shifts": {"fine_tune_steps": 30},
     "60 steps, affine": {"fine_tune_steps": 60, "fine_tune_augmentation": "affine"},
@@ -140,6 +142,17 @@ ABLATION = {
         "fine_tune_steps": 60,
         "fine_tune_augmentation": "affine",
     },
+    "robust encoder, queries as unlabeled rows (soft k-means)": {
+        "encoder": "robust",
+        "transductive": True,
+        "refinement_steps": 3,
+        "refinement": "soft_kmeans",
+    },
+    "robust encoder, queries as unlabeled rows (masked)": {
+        "encoder": "robust",
+        "transductive": True,
+        "refinement_steps": 3,
+    },
 }
 
 
@@ -156,8 +169,13 @@ def ablation_episodes(X, y, shot: int, episodes: list) -> list[dict]:
         for name, settings in ABLATION.items():
             settings = dict(settings)
             encoder = encoders[settings.pop("encoder", "paper")]
+            rows_fitted = support
+            labels = y[support]
+            if settings.pop("transductive", False):
+                rows_fitted = np.concatenate([support, query])
+                labels = np.concatenate([labels, np.full(len(query), -1)])
             model = PrototypicalClassifier(encoder, random_state=number, **settings)
-            model.fit(X[support], y[support])
+            model.fit(X[rows_fitted], labels)
             row[name] = model.score(X[query], y[query])
         rows.append(row)
     return rows
