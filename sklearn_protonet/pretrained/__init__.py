@@ -40,8 +40,9 @@ def load_pretrained(name: str = "omniglot-conv4-1shot", device: str = "cpu"):
         classes with random rotations, thicker strokes and blur
         (:class:`~sklearn_protonet.modules.RandomResolution`): a little less
         accurate on Omniglot, much more on images unlike it (handwritten
-        digits: ``benchmarks/cross_domain.py``), so the one to start from for
-        your own images (:ref:`own_data`).
+        digits: ``benchmarks/cross_domain.py``): the one to start from for
+        your own small grey images of strokes, symbols or shapes
+        (:ref:`own_data`).
     device : str, default="cpu"
 
     Returns
