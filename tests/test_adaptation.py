@@ -22,7 +22,7 @@ from sklearn_protonet.contracts import (
 )
 from sklearn_protonet.datasets._omniglot import INPUT_CONTRACT
 from sklearn_protonet.model_selection import EpisodicSplit
-from sklearn_protonet.modules import MLP, Conv4, RandomAffine
+from sklearn_protonet.modules import MLP, Conv4
 from sklearn_protonet.persistence import load_classifier, save_classifier
 from sklearn_protonet.preprocessing import ImageReader
 from sklearn_protonet.pretrained import load_pretrained
@@ -219,19 +219,6 @@ def test_unknown_augmentation_names_the_parameter():
     X, y = _images()
     with pytest.raises(ValueError, match="fine_tune_augmentation"):
         PrototypicalClassifier(_conv4(), fine_tune_augmentation="flip").fit(X, y)
-
-
-def test_random_affine_transforms_in_training_only():
-    torch.manual_seed(0)
-    images = torch.rand(6, *SHAPE)
-    affine = RandomAffine(SHAPE, max_shift=2, max_rotation=15, max_scale=0.15)
-    assert affine.eval()(images) is images
-    out = affine.train()(images)
-    assert out.shape == images.shape and not torch.allclose(out, images)
-    # Flat rows come back flat; no change at all gives the image back.
-    assert affine(images.reshape(6, -1)).shape == (6, int(np.prod(SHAPE)))
-    still = RandomAffine(SHAPE, max_shift=0, max_rotation=0, max_scale=0).train()
-    torch.testing.assert_close(still(images), images, atol=1e-5, rtol=0)
 
 
 def test_adaptation_trains_only_the_last_layers_and_reestimates_batchnorm():

@@ -1,5 +1,5 @@
-"""The training-time augmentation layers: RandomResolution and
-RandomStrokeWidth (the robust encoder's), next to RandomShift/RandomAffine."""
+"""The training-time augmentation layers: RandomAffine, RandomResolution and
+RandomStrokeWidth (the robust encoder's)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from sklearn_protonet import EpisodicTrainer
-from sklearn_protonet.modules import Conv4, RandomResolution, RandomStrokeWidth
+from sklearn_protonet.modules import (
+    Conv4,
+    RandomAffine,
+    RandomResolution,
+    RandomStrokeWidth,
+)
+
+from .conftest import _small_trainer
 
 SHAPE = (1, 16, 16)
 
@@ -34,6 +40,19 @@ def test_layers_change_images_in_training_only_and_keep_shapes(layer):
     assert all(not torch.equal(a, b) for a, b in zip(out, images, strict=True))
     flat = images.reshape(len(images), -1)
     assert layer(flat).shape == flat.shape
+
+
+def test_random_affine_transforms_in_training_only():
+    torch.manual_seed(0)
+    images = torch.rand(6, *SHAPE)
+    affine = RandomAffine(SHAPE, max_shift=2, max_rotation=15, max_scale=0.15)
+    assert affine.eval()(images) is images
+    out = affine.train()(images)
+    assert out.shape == images.shape and not torch.allclose(out, images)
+    # Flat rows come back flat; no change at all gives the image back.
+    assert affine(images.reshape(6, -1)).shape == (6, int(np.prod(SHAPE)))
+    still = RandomAffine(SHAPE, max_shift=0, max_rotation=0, max_scale=0).train()
+    torch.testing.assert_close(still(images), images, atol=1e-5, rtol=0)
 
 
 def test_random_resolution_blurs_and_keeps_each_images_peak():
@@ -114,16 +133,8 @@ def test_trainer_with_augmentation_layers_is_reproducible():
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # the same initial weights
             module = _augmented_conv4()
-        trainer = EpisodicTrainer(
-            module,
-            n_way=4,
-            n_shot=1,
-            n_query=2,
-            episodes_per_epoch=3,
-            max_epochs=2,
-            train_split=None,
-            verbose=0,
-            random_state=0,
+        trainer = _small_trainer(
+            module, dict(episodes_per_epoch=3, max_epochs=2), dict(n_way=4, n_shot=1)
         )
         return trainer.fit(X, y).transform(X[:5])
 
