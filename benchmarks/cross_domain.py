@@ -189,17 +189,7 @@ def ablation(X, y, shots, n_episodes: int, n_jobs: int, output_dir) -> str:
         results[str(shot)] = {
             name: interval([row[name] for row in rows]) for name in ABLATION
         }
-    rows = [
-        [
-            name,
-            *(
-                f"{results[str(s)][name]['mean']:.1f} ± "
-                f"{results[str(s)][name]['ci95']:.1f}"
-                for s in shots
-            ),
-        ]
-        for name in ABLATION
-    ]
+    rows = [[name, *(cell(results[str(s)][name]) for s in shots)] for name in ABLATION]
     markdown = "\n".join(
         [
             "# Cross-domain adaptation settings: Omniglot encoders on digits",
@@ -226,6 +216,11 @@ def interval(values: list[float]) -> dict:
     values = 100 * np.asarray(values)
     half = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0
     return {"mean": float(values.mean()), "ci95": float(half), "n": len(values)}
+
+
+def cell(result: dict) -> str:
+    """An ``interval`` as a table cell: mean ± half-width."""
+    return f"{result['mean']:.1f} ± {result['ci95']:.1f}"
 
 
 def episode_rows(X, y, shot: int, n_episodes: int, n_jobs: int, work, *args):
@@ -299,11 +294,7 @@ def report(record: dict) -> str:
     shots = list(record["accuracy"])
     header = ["encoder", *(f"{N_WAY}-way {shot}-shot" for shot in shots)]
     rows = [
-        [LABELS[name]]
-        + [
-            f"{cells[name]['mean']:.1f} ± {cells[name]['ci95']:.1f}"
-            for cells in record["accuracy"].values()
-        ]
+        [LABELS[name], *(cell(cells[name]) for cells in record["accuracy"].values())]
         for name in COLUMNS
     ]
     lat = record["latency"]

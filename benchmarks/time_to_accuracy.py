@@ -33,8 +33,8 @@ from _common import (
     write_results,
 )
 from omniglot import (
+    FAST_RECIPE,
     PAPER,
-    PROFILES,
     ModelRecipe,
     evaluate_omniglot,
     train_omniglot,
@@ -56,7 +56,7 @@ RECIPES = {
     ),
     # The fast profile's recipe, its cosine sized to the episodes that fit
     # in 20 minutes with this script's validation scoring.
-    "new": replace(PROFILES["fast"].models[0], n_episodes=15_000, max_minutes=None),
+    "new": replace(FAST_RECIPE, n_episodes=15_000, max_minutes=None),
 }
 
 
@@ -138,7 +138,12 @@ def run_recipe(recipe, args) -> tuple[list[dict], dict]:
     return curve.points_, {"load_seconds": round(load_seconds, 1), "test": test}
 
 
-def figure(curves: dict, path, caption: str) -> None:
+def caption(record: dict) -> str:
+    """The machine, device and date a results record was measured on."""
+    return f"{machine_line(record)}, device {record['device']}, {record['date']}"
+
+
+def figure(curves: dict, path, title: str) -> None:
     """Accuracy against minutes, one line per recipe, saved to ``path``."""
     import matplotlib
 
@@ -158,7 +163,7 @@ def figure(curves: dict, path, caption: str) -> None:
     # The first minute climbs from chance; the race is decided above 90 %.
     ax.set_ylim(90, 97.5)
     ax.grid(alpha=0.3)
-    ax.set_title("\n".join(textwrap.wrap(caption, 90)), fontsize=8)
+    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=8)
     ax.legend()
     fig.tight_layout()
     partial = path.with_name(f".{path.name}.partial")  # atomic: write, rename
@@ -189,13 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.replot:
         path = Path(args.output_dir or RESULTS) / "time_to_accuracy.json"
         record = json.loads(path.read_text(encoding="utf-8"))
-        caption = f"{machine_line(record)}, device {record['device']}, {record['date']}"
-        figure(record["curves"], path.with_suffix(".png"), caption)
+        figure(record["curves"], path.with_suffix(".png"), caption(record))
         return 0
     runs = {name: run_recipe(RECIPES[name], args) for name in args.recipes}
     curves = {name: points for name, (points, _) in runs.items()}
     env = environment(device=args.device, seed=args.seed, minutes=args.minutes)
-    caption = f"{machine_line(env)}, device {args.device}, {env['date']}"
     rows = [
         [
             name,
@@ -214,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         ["recipe", "minutes in all", "episodes", "val 20w1s (%)", *PAPER], rows
     )
     markdown = (
-        f"{caption}. Produced by `python benchmarks/time_to_accuracy.py "
+        f"{caption(env)}. Produced by `python benchmarks/time_to_accuracy.py "
         f"--minutes {args.minutes:g} --device {args.device}`. Minutes count "
         "loading the data and training (not the validation scoring); one "
         f"encoder per recipe scores every test cell ({args.test_episodes:,} "
@@ -227,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         **env,
     }
     path = write_results("time_to_accuracy", record, markdown, args.output_dir)
-    figure(curves, path.with_suffix(".png"), caption)
+    figure(curves, path.with_suffix(".png"), caption(env))
     print(markdown)
     return 0
 
