@@ -48,7 +48,7 @@ from ._safe_load import check_file, damaged
 from .classifier import PrototypicalClassifier
 from .contracts import InputContract
 from .covariance import VARIANCE_METRICS, ShrunkCovariance
-from .datasets._base import atomic_writer
+from ._io import atomic_writer
 from .modules import MLP, Conv4
 from .precision import inference_module
 from .trainer import EpisodicTrainer

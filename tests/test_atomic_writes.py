@@ -1,18 +1,22 @@
-"""Every writer is all or nothing, and downloads are checked (issue 11, 12-13).
+"""Every writer is all or nothing, keeps file modes, and downloads are checked.
 
 Each writer of the package (``persistence.dump``, ``save_classifier``,
-``save_encoder``, the Omniglot cache, the benchmarks' results) goes through
-``datasets._base.atomic_writer``. These tests inject a failure mid-write in
+``save_encoder``, the Omniglot cache, downloads, the benchmarks' results)
+goes through ``_io.atomic_writer``. These tests inject a failure mid-write in
 each one, and kill a process mid-write (``SIGKILL``: no cleanup code runs),
-then check that the previous file is intact and no temporary file is left.
+then check that the previous file is intact and no temporary file is left;
+that an overwritten file keeps its permission bits and a new one gets the
+umask's; and that errors name the destination, not the temporary file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -21,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sklearn_protonet import PrototypicalClassifier, persistence
+from sklearn_protonet import PrototypicalClassifier, _io, persistence
 from sklearn_protonet.datasets import _base, _omniglot, load_omniglot
 from sklearn_protonet.modules import MLP
 
@@ -55,7 +59,15 @@ WRITERS = {
         path, {"images": np.zeros((50, 28, 28), np.uint8)}
     ),
     "results": lambda path: _write_results(path),
+    "download": lambda path: _download(path),
 }
+
+
+def _download(path):
+    content = b"PK\x03\x04 a zip"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_base, "_open_url", lambda url: io.BytesIO(content))
+        _base.download("http://x/f.zip", path, hashlib.sha256(content).hexdigest())
 
 
 def _target(folder: Path, name: str) -> Path:
@@ -68,7 +80,7 @@ def test_failure_mid_write_keeps_the_old_file(name, failure, tmp_path, monkeypat
     target = _target(tmp_path, name)
     target.write_bytes(b"the previous model")
     if failure == "write":
-        real = _base.os.fdopen
+        real = _io.os.fdopen
 
         class Failing(io.BufferedWriter):
             def write(self, data):
@@ -76,7 +88,7 @@ def test_failure_mid_write_keeps_the_old_file(name, failure, tmp_path, monkeypat
                 raise OSError("disk full")
 
         monkeypatch.setattr(
-            _base.os, "fdopen", lambda fd, mode: Failing(real(fd, "wb", buffering=0))
+            _io.os, "fdopen", lambda fd, mode: Failing(real(fd, "wb", buffering=0))
         )
     else:
 
@@ -84,7 +96,7 @@ def test_failure_mid_write_keeps_the_old_file(name, failure, tmp_path, monkeypat
             raise OSError(f"{failure} failed")
 
         name_ = "replace" if failure == "rename" else "fsync"
-        monkeypatch.setattr(_base.os, name_, fail)
+        monkeypatch.setattr(_io.os, name_, fail)
     with pytest.raises(OSError, match="disk full|failed"):
         WRITERS[name](target)
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
@@ -95,7 +107,7 @@ _KILLED_WRITER = """
 import io, os, sys, time
 from pathlib import Path
 sys.path.insert(0, {benchmarks!r})
-from sklearn_protonet.datasets import _base
+from sklearn_protonet import _io
 from tests.test_atomic_writes import WRITERS
 
 def stall():
@@ -103,9 +115,9 @@ def stall():
     time.sleep(60)
 
 if {at!r} == "fsync":  # every byte is written: now wait to be killed
-    _base.os.fsync = lambda fd: stall()
+    _io.os.fsync = lambda fd: stall()
 else:  # half of the first write is on disk
-    real = _base.os.fdopen
+    real = _io.os.fdopen
 
     class Half(io.BufferedWriter):
         def write(self, data):
@@ -113,7 +125,7 @@ else:  # half of the first write is on disk
             self.flush()
             stall()
 
-    _base.os.fdopen = lambda fd, mode: Half(real(fd, "wb", buffering=0))
+    _io.os.fdopen = lambda fd, mode: Half(real(fd, "wb", buffering=0))
 WRITERS[{name!r}](Path({target!r}))
 """
 
@@ -146,6 +158,73 @@ def test_killed_mid_write_leaves_nothing(name, at, tmp_path):
         proc.kill()
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
     assert target.read_bytes() == b"the previous model"
+
+
+@contextlib.contextmanager
+def _umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_an_overwritten_file_keeps_its_mode(name, tmp_path):
+    """A private model stays private when it is saved again."""
+    target = _target(tmp_path, name)
+    target.write_bytes(b"the previous model")
+    for mode in (0o600, 0o640):
+        target.chmod(mode)
+        with _umask(0o022):
+            WRITERS[name](target)
+        assert target.read_bytes() != b"the previous model"
+        assert _mode(target) == mode, oct(_mode(target))
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_a_new_file_gets_the_umask_mode(name, tmp_path):
+    for mask in (0o077, 0o022, 0o002):
+        target = _target(tmp_path / oct(mask), name)
+        target.parent.mkdir()
+        with _umask(mask):
+            WRITERS[name](target)
+        assert _mode(target) == 0o666 & ~mask, (oct(mask), oct(_mode(target)))
+
+
+def test_a_symlink_is_replaced_not_written_through(tmp_path):
+    """Documented: the link becomes the new file; its old target is left."""
+    target = tmp_path / "target.bin"
+    target.write_bytes(b"the previous model")
+    target.chmod(0o600)
+    link = tmp_path / "link.bin"
+    link.symlink_to(target)
+    with _io.atomic_writer(link) as handle:
+        handle.write(b"new")
+    assert not link.is_symlink() and link.read_bytes() == b"new"
+    assert target.read_bytes() == b"the previous model"
+    assert _mode(link) == 0o600  # the mode of what the link pointed to
+
+
+def test_errors_name_the_destination_not_the_temporary_file(tmp_path):
+    # The destination is a folder: the rename fails.
+    folder = tmp_path / "model.bin"
+    (folder / "inside").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError) as info:
+        persistence.save_encoder(MLP(in_features=5, out_features=3), folder)
+    assert info.value.filename == str(folder), info.value
+    assert ".part" not in str(info.value)
+    # The destination's folder is missing: the temporary file cannot be made.
+    missing = tmp_path / "no-such-folder" / "model.bin"
+    with pytest.raises(FileNotFoundError) as info:
+        persistence.dump(_clf(), missing)
+    assert info.value.filename == str(missing), info.value
+    assert ".part" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin"]
 
 
 # -- downloads -----------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Data sets on disk: data and cache homes, downloads, checksums, atomic writes.
+"""Data sets on disk: data and cache homes, downloads, checksums, descriptions.
 
 The helpers every loader needs, as scikit-learn keeps them in its own
 ``datasets/_base.py``: a loader states *what* it needs (files, URLs,
-descriptions) and leaves the file handling to this module.
+descriptions) and leaves the file handling to this module; files are
+written through ``sklearn_protonet._io.atomic_writer``.
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
-import tempfile
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO
 
 import numpy as np
 from sklearn.utils import Bunch
+
+# Re-exported: scripts of the repository write their files through it too.
+from .._io import atomic_writer
 
 __all__ = [
     "ChecksumError",
@@ -125,80 +127,6 @@ def get_cache_home() -> Path:
     path = _resolve_cache_home()
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-@contextlib.contextmanager
-def atomic_writer(path: Path) -> Iterator[BinaryIO]:
-    """A binary file to write ``path`` through, all or nothing.
-
-    Writes go to a temporary file in the same folder, which is flushed to
-    disk and renamed over ``path`` (``os.replace`` is atomic) only when the
-    block ends without error; on any error, ``KeyboardInterrupt`` included,
-    the temporary file is removed and ``path`` is left as it was.
-
-    Where the system allows it (Linux, ``O_TMPFILE``), the temporary file has
-    no name until it is complete, so even a process killed mid-write
-    (``SIGKILL``, a power cut) leaves nothing behind: the kernel frees the
-    unnamed file. Elsewhere it is a named ``.<name>.*.part`` file, removed
-    on every error the process survives.
-    """
-    path = Path(path)
-    fd, tmp = _unnamed_file(path.parent), None
-    if fd is None:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=".part", dir=path.parent
-        )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-            os.fchmod(handle.fileno(), 0o644)
-            if tmp is None:  # name it only now, complete, to rename it over path
-                tmp = _name_unnamed(handle.fileno(), path)
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_folder(path.parent)
-    except BaseException:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise
-
-
-def _unnamed_file(folder: Path) -> int | None:
-    """A file descriptor of an unnamed file in ``folder`` (``O_TMPFILE``), or
-    None where the system or file system has none."""
-    flag = getattr(os, "O_TMPFILE", None)
-    if flag is None or not os.path.isdir("/proc/self/fd"):
-        return None
-    try:
-        return os.open(folder, flag | os.O_WRONLY, 0o600)
-    except OSError:  # not supported by this file system
-        return None
-
-
-def _name_unnamed(fd: int, path: Path) -> str:
-    """Give the unnamed file ``fd`` a temporary name beside ``path``."""
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        # linkat(AT_SYMLINK_FOLLOW) through /proc: os.link uses linkat only
-        # with a dir_fd (plain link() does not follow the magic link).
-        os.link(f"/proc/self/fd/{fd}", tmp.name, dst_dir_fd=folder)
-    finally:
-        os.close(folder)
-    return str(tmp)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (best effort: not every system can)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _open_url(url: str) -> IO[bytes]:

@@ -15,12 +15,12 @@ import numpy as np
 from PIL import Image, ImageOps
 from sklearn.utils import Bunch
 
+from .._io import atomic_writer
 from ..contracts import InputContract
 from ._base import (
     DATA_HOME_ENV,
     _resolve_cache_home,
     _resolve_data_home,
-    atomic_writer,
     download,
     get_cache_home,
     has_write_bits,
