@@ -44,11 +44,11 @@ from torch import nn
 
 from . import __version__
 from ._encoders import encoder_module
+from ._io import atomic_writer
 from ._safe_load import check_file, damaged
 from .classifier import PrototypicalClassifier
 from .contracts import InputContract
 from .covariance import VARIANCE_METRICS, ShrunkCovariance
-from ._io import atomic_writer
 from .modules import MLP, Conv4
 from .precision import inference_module
 from .trainer import EpisodicTrainer
