@@ -27,6 +27,7 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from ._rng import seeded_global, training_generators, uses_global_rng
 from .distances import class_prototypes, pairwise_distances
@@ -130,6 +131,7 @@ def adapt_encoder(
     metric: str,
     seed: int,
     augmentation: str = "shift",
+    progress: bool = False,
 ) -> nn.Module:
     """Fine-tune a copy of ``module`` on pseudo-episodes from the support set.
 
@@ -157,6 +159,8 @@ def adapt_encoder(
         How the views differ: random shifts of up to ``max_shift`` pixels, or
         those with random rotations (up to 15 degrees) and scalings (up to
         15 %) of each image.
+    progress : bool, default=False
+        Show a progress bar of the steps (tqdm, on stderr) with the loss.
 
     Returns
     -------
@@ -194,7 +198,14 @@ def adapt_encoder(
             p.requires_grad_(True)
         optimizer = torch.optim.Adam(params, lr=lr)
         rows = torch.arange(len(images), device=device)
-        for _ in range(steps):
+        bar = tqdm(
+            range(steps),
+            desc="Adapting the encoder to the support set",
+            unit="step",
+            disable=not progress,
+            leave=False,
+        )
+        for _ in bar:
             # Two different views of each image: prototypes from the first,
             # queries from the second. BatchNorm keeps the support statistics.
             first = torch.randint(0, N_VIEWS, (len(rows),), generator=generator)
@@ -208,4 +219,6 @@ def adapt_encoder(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if progress:  # .item() waits for the device: only when shown
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     return adapted.eval().requires_grad_(False)

@@ -1,0 +1,48 @@
+"""Steps that can take more than a few seconds show progress, and can be silenced.
+
+The command line's bars are tested in test_cli.py; the meta-trainer's is
+skorch's ProgressBar.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sklearn_protonet.adaptation import adapt_encoder
+from sklearn_protonet.modules import Conv4
+
+
+def _adapt(progress: bool):
+    torch.manual_seed(0)
+    module = Conv4((1, 8, 8), n_blocks=2, hidden_channels=4)
+    images = torch.rand(6, 1, 8, 8)
+    codes = torch.tensor([0, 0, 1, 1, 2, 2])
+    return adapt_encoder(
+        module,
+        images,
+        codes,
+        steps=3,
+        lr=1e-3,
+        max_shift=1,
+        n_layers=None,
+        metric="euclidean",
+        seed=0,
+        progress=progress,
+    )
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_adapt_encoder_shows_its_steps_only_when_asked(progress, capsys):
+    adapted = _adapt(progress)
+    out, err = capsys.readouterr()
+    assert out == ""
+    if progress:
+        assert "Adapting the encoder to the support set" in err
+        assert "3/3" in err and "loss=" in err
+    else:
+        assert err == ""
+    # The bar changes nothing in what is computed.
+    other = _adapt(not progress).state_dict()
+    for name, value in adapted.state_dict().items():
+        assert torch.equal(value, other[name]), name
