@@ -187,7 +187,9 @@ def contract_violations(X: np.ndarray, contract: InputContract) -> list[str]:
                     f"{'brighter' if other == 'dark-on-light' else 'darker'} "
                     f"than the rest) but the encoder expects {contract.polarity}: "
                     "invert them (e.g. high + low - X) or read them with "
-                    f"ImageReader(polarity={contract.polarity!r})."
+                    f"polarity={contract.polarity!r}: load_image_folder(..., "
+                    f"polarity={contract.polarity!r}), ImageReader(polarity="
+                    f"{contract.polarity!r}) or ImageReader.from_encoder(encoder)."
                 )
     return problems
 
