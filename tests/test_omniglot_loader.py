@@ -14,6 +14,7 @@ import re
 import shutil
 import time
 import urllib.error
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -187,6 +188,90 @@ def test_atomic_cache_write(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         _omniglot._atomic_write_npz(tmp_path / CACHE_NAME, {"a": np.zeros(3)})
     assert list(tmp_path.iterdir()) == []
+
+
+def _small_cache(tmp_path):
+    """A cache file of the real layout at 1x1 pixels (no data needed)."""
+    n_chars = sum(z[2] for z in _omniglot._ZIPS.values())
+    rng = np.random.RandomState(0)
+    base = {
+        "version": np.array(_omniglot._CACHE_VERSION),
+        "image_size": np.array(1),
+        "source_sha256": np.array("0" * 64),
+        "names": np.array([f"Alphabet/character{i:02d}" for i in range(n_chars)]),
+        "drawers": np.tile(np.arange(1, 21, dtype=np.uint8), (n_chars, 1)),
+        "images": rng.randint(0, 256, (n_chars, 4, 20, 1, 1), dtype=np.uint8),
+    }
+    base["content_sha256"] = np.array(_omniglot._content_sha256(base))
+    path = tmp_path / _omniglot._cache_name(1)
+    _omniglot._atomic_write_npz(path, base)
+    return path, base
+
+
+def _rewrite_npz(path, arrays):
+    with np.load(path) as npz:
+        content = {key: npz[key] for key in npz.files}
+    path.unlink()
+    np.savez_compressed(path, **{**content, **arrays})
+
+
+def _one_pixel_off(images):
+    images = images.copy()
+    images[0, 0, 0, 0, 0] ^= 1
+    return images
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda base: {"images": 255 - base["images"]},  # inverted pixels
+        lambda base: {"images": _one_pixel_off(base["images"])},
+        lambda base: {"names": base["names"][::-1].copy()},
+        lambda base: {"drawers": base["drawers"][:, ::-1].copy()},
+        lambda base: {"content_sha256": np.array("f" * 64)},
+    ],
+    ids=["inverted", "one-pixel", "names", "drawers", "checksum"],
+)
+def test_cache_checksum_refuses_an_altered_cache(tmp_path, tamper):
+    """The cache carries the SHA-256 of its own content: edits that keep
+    every shape and the archives' hash are caught on reading."""
+    path, base = _small_cache(tmp_path)
+    source = str(base["source_sha256"])
+    read = _omniglot._read_cache(path, 1, source)
+    np.testing.assert_array_equal(read["images"], base["images"])
+    _rewrite_npz(path, tamper(base))
+    with pytest.warns(UserWarning, match="does not match its own checksum"):
+        assert _omniglot._read_cache(path, 1, source) is None
+
+
+@pytest.mark.omniglot
+@pytest.mark.slow
+def test_altered_cache_is_rebuilt_from_the_archives(
+    train, data_home, monkeypatch, tmp_path
+):
+    """Inverted pixels in the cache are not used: the loader decodes again
+    (here: returns the pixels it decoded first) and rewrites the cache."""
+    cache = data_home / "omniglot" / CACHE_NAME
+    with np.load(cache) as npz:
+        original = npz["images"]
+    _rewrite_npz(cache, {"images": 255 - original})
+    decoded = []
+
+    def decode(folder, entries, image_size):
+        decoded.append(image_size)
+        return original
+
+    monkeypatch.setattr(_omniglot, "_decode", decode)
+    with pytest.warns(UserWarning, match="does not match its own checksum"):
+        again = load_omniglot("train", data_home=data_home)
+    assert decoded == [28]
+    np.testing.assert_array_equal(again.data, train.data)
+    with np.load(cache) as npz:  # rewritten, with a valid checksum
+        np.testing.assert_array_equal(npz["images"], original)
+    monkeypatch.setattr(_omniglot, "_decode", _no_decode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_omniglot("train", data_home=data_home)  # a cache hit, no warning
 
 
 @pytest.mark.omniglot

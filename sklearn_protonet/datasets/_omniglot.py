@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import numbers
 import os
 import re
@@ -72,7 +73,16 @@ _SHA256 = {
 }
 
 # Bump whenever the content or layout of the cache file changes.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+# The cache's arrays that its own checksum ("content_sha256") covers.
+_CACHE_CONTENT = (
+    "version",
+    "image_size",
+    "source_sha256",
+    "names",
+    "drawers",
+    "images",
+)
 
 _MEMBER_RE = re.compile(
     r"^images_(?P<part>background|evaluation)/(?P<alphabet>[^/]+)/"
@@ -264,8 +274,20 @@ def _cache_name(image_size: int) -> str:
     return f"omniglot_{image_size}px_v{_CACHE_VERSION}.npz"
 
 
+def _content_sha256(arrays: Mapping[str, np.ndarray]) -> str:
+    """The SHA-256 of the cache's content: each array's name, dtype, shape
+    and bytes, so that an edited pixel, name or shape changes it."""
+    digest = hashlib.sha256()
+    for key in _CACHE_CONTENT:
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
 def _read_cache(path: Path, image_size: int, source: str) -> dict[str, Any] | None:
-    """Return the cache's arrays, or None when it is unreadable or stale."""
+    """Return the cache's arrays, or None when it is unreadable, stale or
+    altered (its content does not match its own checksum)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
@@ -278,12 +300,22 @@ def _read_cache(path: Path, image_size: int, source: str) -> dict[str, Any] | No
             and arrays["images"].shape == shape
             and arrays["images"].dtype == np.uint8
             and arrays["names"].shape == (n_chars,)
+            and arrays["names"].dtype.kind == "U"
             and arrays["drawers"].shape == (n_chars, _N_DRAWERS)
         )
+        altered = valid and str(arrays["content_sha256"]) != _content_sha256(arrays)
     except Exception as exc:  # a corrupt file can fail in many ways
         warnings.warn(
             f"Ignoring the unreadable Omniglot cache {path} ({exc!r}); "
             "decoding the images again.",
+            stacklevel=3,
+        )
+        return None
+    if altered:
+        warnings.warn(
+            f"Ignoring the Omniglot cache {path}: its content does not match "
+            "its own checksum, so it was changed after it was written; "
+            "decoding the images again from the archives.",
             stacklevel=3,
         )
         return None
@@ -474,8 +506,10 @@ dtype float32
     archives in all four rotations, about 12 MB at 28x28. It is written in
     ``<data_home>/omniglot/`` when that folder is writable, else in
     :func:`~sklearn_protonet.datasets.get_cache_home`. Later calls read the
-    cache, after checking it against the SHA-256 of the two archives; an
-    unreadable or stale cache is rebuilt.
+    cache, after checking it against the SHA-256 of the two archives and
+    against the SHA-256 of its own content, stored in it when it was
+    written; an unreadable, stale or altered cache is ignored (with a
+    warning) and rebuilt from the archives.
 
     References
     ----------
@@ -548,6 +582,7 @@ dtype float32
             ),
             "images": _decode(folder, entries, image_size),
         }
+        base["content_sha256"] = np.array(_content_sha256(base))
         _write_cache(folder, _cache_name(image_size), base)
 
     images = base["images"][np.asarray(char_idx), np.asarray(rot_idx)]
