@@ -16,7 +16,10 @@ def _cells(out: str, row: str) -> list[float]:
 
 def test_default_command_scores_the_shipped_encoders_on_the_sample(capsys):
     assert main(["--episodes", "5", "--threads", "2"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # Progress goes to stderr (the results alone to stdout), step by step.
+    assert "Embedding with omniglot-conv4-1shot" in err
+    assert "NearestCentroid, 20-way 5-shot" in err
     assert re.search(r"5-way 1-shot +5-way 5-shot +20-way 1-shot +20-way 5-shot", out)
     assert "over 5 episodes per cell" in out
     encoder = _cells(out, "PrototypicalClassifier (pretrained Conv4)")
@@ -29,10 +32,42 @@ def test_default_command_scores_the_shipped_encoders_on_the_sample(capsys):
 def test_digits_command_prints_the_comparison_table(capsys):
     argv = ["digits", "--epochs", "1", "--train-episodes", "5", "--episodes", "20"]
     assert main([*argv, "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    assert len(_cells(out, "PrototypicalClassifier (meta-trained Conv4)")) == 2
-    assert len(_cells(out, "NearestCentroid (raw pixels)")) == 2
+    out, err = capsys.readouterr()
+    assert err == ""  # --no-progress: no bar, neither training's nor scoring's
+    ours = _cells(out, "PrototypicalClassifier (meta-trained Conv4)")
+    pixels = _cells(out, "NearestCentroid (raw pixels)")
+    assert len(ours) == len(pixels) == 2
     assert re.search(r"5-way 1-shot +5-way 5-shot", out)
+    # The table is read out in words: each cell's gain, and why it is small.
+    gain = re.search(r"5-way 1-shot: ([+-][\d.]+) points", out)
+    assert gain and float(gain.group(1)) == pytest.approx(ours[0] - pixels[0], abs=0.11)
+    assert "Why the gap is small" in out
+
+
+def test_progress_bars_can_be_silenced(capsys):
+    assert (
+        main(["--episodes", "2", "--ways", "5", "--shots", "1", "--no-progress"]) == 0
+    )
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["digits", "--help"], ["--episodes", "0"], ["--version"]]
+)
+def test_help_and_argument_errors_answer_before_importing_torch(argv):
+    """--help and a mistyped option answer at once: nothing heavy is imported
+    (benchmarks/startup.py measures the time)."""
+    code = (
+        "import sys\n"
+        "from sklearn_protonet.__main__ import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "heavy = {'torch', 'skorch', 'sklearn', 'numpy', 'pandas', 'scipy'}\n"
+        "print(sorted(heavy & {name.split('.')[0] for name in sys.modules}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout
 
 
 @pytest.mark.parametrize(
