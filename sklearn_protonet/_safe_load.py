@@ -13,36 +13,25 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import (
+    InvalidParameterError,
+    validate_parameter_constraints,
+)
 
-__all__ = ["check_file", "damaged"]
+__all__ = ["check_file", "check_params", "damaged", "label_problem"]
 
 _PREFIX = "module."
 # Label dtypes a classifier file can name; their item size is bounded below.
 _CLASS_DTYPE_KINDS = "biufUO"
 _MAX_INPUT_DIMS = 8
 _MIN_ITEMSIZE_BOUND = 1024  # bytes: '<U256'
-_CLASSIFIER_PARAMS = {
-    "metric",
-    "temperature",
-    "batch_size",
-    "inference_dtype",
-    "covariance",
-    "normalization",
-    "fine_tune_steps",
-    "fine_tune_lr",
-    "fine_tune_shift",
-    "fine_tune_augmentation",
-    "fine_tune_layers",
-    "random_state",
-    "refinement_steps",
-    "refinement",
-    "unknown_label",
-    "rejection_quantile",
-}
+# Floating-point tensors a file may hold (no float8, no complex).
+_FLOAT_DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64}
 _CONFIG_KEYS = {
     "MLP": {"in_features", "hidden_sizes", "out_features", "dropout"},
     "Conv4": {"input_shape", "hidden_channels", "n_blocks", "channels_last"},
@@ -86,6 +75,10 @@ class _Checker:
 
 def _finite(check: _Checker) -> None:
     for name, tensor in check.tensors.items():
+        if tensor.is_complex() or (
+            tensor.is_floating_point() and tensor.dtype not in _FLOAT_DTYPES
+        ):
+            raise check.fail(name, f"unsupported dtype {tensor.dtype}")
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise check.fail(name, "holds NaN or infinite values")
 
@@ -262,14 +255,128 @@ def _check_classes(check: _Checker, n_classes: int) -> None:
             f"{dtype!r} does not fit labels {values[:3]!r}... (kinds "
             f"{_CLASS_DTYPE_KINDS!r}, item size at most {bound} bytes)",
         )
-    kind_ok = {
-        "U": lambda v: isinstance(v, str),
-        "O": lambda v: isinstance(v, (str, Real)),
-    }.get(parsed.kind, lambda v: isinstance(v, Real) and not isinstance(v, str))
-    if not all(kind_ok(v) for v in values):
+    if not all(_LABEL_KINDS[parsed.kind](v) for v in values):
         raise check.fail("classes.values", f"labels do not match dtype {dtype!r}")
-    if len(set(map(str, values))) != len(values):
-        raise check.fail("classes.values", "labels repeat")
+    # Labels are judged as the classifier will hold them: after the cast,
+    # which could otherwise truncate ('<U1'), round (1.5 as an int) or merge
+    # them (1 and 1.0) behind a check of the JSON values.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            classes = _cast_labels(values, parsed)
+    except (OverflowError, ValueError, TypeError, RuntimeWarning) as error:
+        raise check.fail(
+            "classes.values", f"labels do not fit dtype {dtype!r} ({error})"
+        ) from None
+    if not _same_labels(classes, values):
+        raise check.fail(
+            "classes.values",
+            f"labels change when cast to dtype {dtype!r}: {values[:5]!r}... "
+            f"become {classes[:5].tolist()!r}...",
+        )
+    problem = label_problem(classes)
+    if problem is not None:
+        raise check.fail("classes.values", problem)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+# The JSON values each label dtype kind takes.
+_LABEL_KINDS = {
+    "b": lambda v: isinstance(v, bool),
+    "i": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "u": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "f": _is_number,
+    "U": lambda v: isinstance(v, str),
+    "O": lambda v: isinstance(v, str) or _is_number(v),
+}
+
+
+def _cast_labels(values: list, dtype: np.dtype) -> np.ndarray:
+    """The labels as an array of ``dtype``, as the loader builds them."""
+    if dtype.kind == "O":
+        classes = np.empty(len(values), dtype=object)
+        classes[:] = values
+        return classes
+    return np.asarray(values, dtype=dtype)
+
+
+def _same_labels(classes: np.ndarray, values: list) -> bool:
+    """Whether the cast kept every label's value (and type, for objects)."""
+    cast = classes.tolist()
+    return all(
+        a == b or (a != a and b != b)  # NaN is refused later, by its own rule
+        for a, b in zip(cast, values, strict=True)
+    )
+
+
+def label_problem(classes) -> str | None:
+    """What makes ``classes`` unlike the ``classes_`` that ``fit`` makes, or
+    None: ``fit`` refuses missing labels (NaN), labels mixing strings and
+    numbers and continuous (non-integral float) labels, and stores the
+    distinct labels sorted, at least two."""
+    from sklearn.utils.multiclass import type_of_target
+
+    if not isinstance(classes, np.ndarray) or classes.ndim != 1:
+        return f"must be a 1-D array of labels, got {type(classes).__name__}"
+    if classes.dtype.kind not in _CLASS_DTYPE_KINDS:
+        return f"labels of dtype {classes.dtype} (kinds {_CLASS_DTYPE_KINDS!r})"
+    if len(classes) < 2:
+        return f"{len(classes)} label(s): a classifier needs at least 2 classes"
+    items = classes.tolist()
+    if any(v is None or (isinstance(v, float) and v != v) for v in items):
+        return "holds a missing label (None or NaN), which fit refuses"
+    if classes.dtype.kind == "O":
+        if not all(isinstance(v, str) or _is_number(v) for v in items):
+            return "labels must be strings or numbers"
+        if any(isinstance(v, str) for v in items) and not all(
+            isinstance(v, str) for v in items
+        ):
+            return "labels mix strings and numbers, which fit refuses"
+    try:
+        kind = type_of_target(classes)
+    except (TypeError, ValueError) as error:
+        return f"labels fit would refuse ({error})"
+    if kind not in ("binary", "multiclass"):
+        return f"labels of type {kind!r}, which fit refuses (classes, not values)"
+    try:
+        unique = np.unique(classes)
+    except TypeError as error:
+        return f"labels cannot be sorted ({error})"
+    if len(unique) != len(classes):
+        return f"labels repeat: {len(classes)} labels, {len(unique)} distinct"
+    if not all(a == b for a, b in zip(unique.tolist(), items, strict=True)):
+        return "labels are not sorted as fit stores them (np.unique)"
+    return None
+
+
+def check_params(fail, field: str, estimator) -> None:
+    """Each of ``estimator``'s parameters checked against its class's
+    ``_parameter_constraints``, as ``fit`` checks them, and so for nested
+    estimators (``covariance=``); ``fail(field, problem)`` makes the error,
+    naming ``<field>.<parameter>``."""
+    constraints = getattr(type(estimator), "_parameter_constraints", None)
+    if not isinstance(constraints, dict):
+        return
+    try:
+        params = estimator.get_params(deep=False)
+    except Exception as error:  # a loaded object may lack any attribute
+        raise fail(field, f"parameters unreadable ({error!r})") from None
+    for name, value in params.items():
+        if name not in constraints or constraints[name] == "no_validation":
+            continue
+        try:
+            validate_parameter_constraints(
+                {name: constraints[name]},
+                {name: value},
+                caller_name=type(estimator).__name__,
+            )
+        except InvalidParameterError as error:
+            raise fail(f"{field}.{name}", str(error)) from None
+        if hasattr(value, "get_params") and not isinstance(value, type):
+            check_params(fail, f"{field}.{name}", value)
 
 
 def check_file(path, content: str, metadata: dict, tensors: dict, builders: dict):
@@ -293,21 +400,37 @@ def check_file(path, content: str, metadata: dict, tensors: dict, builders: dict
     return spec
 
 
+def _check_saved_params(check: _Checker, params) -> None:
+    """The saved parameters: names the classifier has, and values checked
+    against its own ``_parameter_constraints`` as ``fit`` checks them. A
+    nested estimator (saved as an object) is checked when it is built."""
+    from .classifier import PrototypicalClassifier as cls
+
+    if not isinstance(params, dict):
+        raise check.fail("params", f"must be an object, got {type(params).__name__}")
+    unsaved = set(getattr(cls, "_unsaved_params", ()))
+    unknown = sorted(set(params) - (set(cls().get_params(deep=False)) - unsaved))
+    if unknown:
+        raise check.fail("params", f"unknown parameters {unknown!r}")
+    constraints = cls._parameter_constraints
+    for name, value in params.items():
+        options = constraints.get(name, "no_validation")
+        nested = isinstance(value, dict) and any(
+            isinstance(option, type) for option in options
+        )
+        if options == "no_validation" or nested:
+            continue
+        try:
+            validate_parameter_constraints(
+                {name: options}, {name: value}, caller_name=cls.__name__
+            )
+        except InvalidParameterError as error:
+            raise check.fail(f"params.{name}", str(error)) from None
+
+
 def _check_classifier(check: _Checker, spec: dict | None) -> None:
     params = check.json("params")
-    if not isinstance(params, dict) or set(params) - _CLASSIFIER_PARAMS:
-        unknown = (
-            sorted(set(params) - _CLASSIFIER_PARAMS)
-            if isinstance(params, dict)
-            else params
-        )
-        raise check.fail("params", f"unknown parameters {unknown!r}")
-    covariance = params.get("covariance")
-    if covariance is not None and (
-        not isinstance(covariance, dict)
-        or set(covariance) - {"structure", "shrinkage", "target"}
-    ):
-        raise check.fail("params.covariance", f"unknown settings {covariance!r}")
+    _check_saved_params(check, params)
 
     prototypes = check.tensor("prototypes")
     if prototypes.dtype != torch.float64 or prototypes.dim() != 2:
@@ -416,15 +539,7 @@ def _finite_number(value) -> bool:
 
 def _check_rejection(check: _Checker, params: dict) -> None:
     """Open-set rejection: a finite threshold exactly when unknown_label is set."""
-    steps = params.get("refinement_steps", 0)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise check.fail("params.refinement_steps", f"got {steps!r}")
-    quantile = params.get("rejection_quantile", 0.99)
-    if not _finite_number(quantile):
-        raise check.fail("params.rejection_quantile", f"got {quantile!r}")
     label = params.get("unknown_label")
-    if label is not None and not isinstance(label, str | int | float | bool):
-        raise check.fail("params.unknown_label", f"must be a scalar, got {label!r}")
     threshold = check.json("threshold", default=None, required=False)
     if threshold is not None and (not _finite_number(threshold) or threshold < 0):
         raise check.fail("threshold", f"must be a finite distance, got {threshold!r}")

@@ -96,6 +96,11 @@ def _module_json(path: Path, **config) -> dict:
     return {"module": json.dumps(spec)}
 
 
+def _params_json(path: Path, **changes) -> dict:
+    params = json.loads(_contents(path)[0]["params"])
+    return {"params": json.dumps({**params, **changes})}
+
+
 @pytest.fixture(scope="module")
 def valid(tmp_path_factory):
     return write_valid(tmp_path_factory.mktemp("valid"))
@@ -180,6 +185,36 @@ def crafted_cases(valid: dict[str, Path]):
          "prototype_totals"),
         ("unknown-param", "identity-classifier",
          {"params": json.dumps({"__class__": "os.system"})}, None, (), "params"),
+        # Labels are judged after the cast to their dtype, by fit's rules.
+        *[(f"labels-{name}", "mlp-classifier",
+           {"classes": json.dumps({"dtype": dtype, "values": values})}, None, (),
+           "classes.values")
+          for name, dtype, values in [
+              ("int-and-float-one", "<i8", [0, 1, 1.0]),
+              ("floats-as-int", "<i8", [0, 1.5, 1.7]),
+              ("float-duplicates", "<f8", [0, 1, 1.0]),
+              ("bool-from-ints", "|b1", [0, 1, 2]),
+              ("bool-duplicates", "|b1", [False, True, True]),
+              ("truncated-by-dtype", "<U1", ["ab", "ac", "b"]),
+              ("nan", "<f8", [0.0, float("nan"), 2.0]),
+              ("overflow-u1", "|u1", [0, 1, 256]),
+              ("overflow-i8", "<i8", [0, 1, 10**20]),
+              ("huge-float-as-int", "<i8", [0, 1, 1e20]),
+              ("unsorted", "<i8", [2, 1, 0]),
+              ("continuous", "<f8", [0.5, 1.5, 2.5]),
+              ("mixed-objects", "|O", ["a", 1, 2]),
+          ]],
+        ("float8-prototypes", "mlp-classifier", None,
+         {"prototypes": torch.zeros(3, 4).to(torch.float8_e4m3fn)}, (), "prototypes"),
+        ("negative-temperature", "identity-classifier",
+         _params_json(valid["identity-classifier"], temperature=-1), None, (),
+         "params.temperature"),
+        ("nan-quantile", "identity-classifier",
+         _params_json(valid["identity-classifier"], rejection_quantile=float("nan")),
+         None, (), "params.rejection_quantile"),
+        ("list-unknown-label", "identity-classifier",
+         _params_json(valid["identity-classifier"], unknown_label=[1]), None, (),
+         "params.unknown_label"),
     ]  # fmt: skip
 
 
