@@ -6,6 +6,7 @@ from ._digits import load_rotated_digits
 from ._images import load_image_folder
 from ._omniglot import load_omniglot
 from ._omniglot_sample import load_omniglot_sample
+from ._unicode_symbols import load_unicode_symbols
 
 __all__ = [
     "get_cache_home",
@@ -15,4 +16,5 @@ __all__ = [
     "load_omniglot",
     "load_omniglot_sample",
     "load_rotated_digits",
+    "load_unicode_symbols",
 ]
