@@ -1,10 +1,13 @@
-"""skorch callbacks for episodic meta-training: accuracy, schedules, episode counts."""
+"""skorch callbacks for episodic meta-training: accuracy, divergence,
+schedules, episode counts."""
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections import deque
 from functools import partial
+from numbers import Integral, Real
 
 import torch
 from skorch.callbacks import Callback, LRScheduler
@@ -13,6 +16,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 from .distances import episode_logits
 
 __all__ = [
+    "DivergenceCheck",
     "EpisodeAccuracy",
     "EpisodeLRScheduler",
     "cosine_lr_schedule",
@@ -182,3 +186,96 @@ class EpisodeAccuracy(Callback):
             logits, codes = episode_logits(y_pred.detach(), target, net.metric)
             accuracy = (logits.argmax(1) == codes).float().mean().item()
         net.history.record_batch("train_acc" if training else "valid_acc", accuracy)
+
+
+class DivergenceCheck(Callback):
+    """Stops a meta-training whose loss has diverged while staying finite.
+
+    A learning rate far too high makes the loss explode (1e20 with
+    ``lr=1e4``) long before it overflows to inf or NaN, which the trainer
+    catches on its own. The rule: training stops with ``FloatingPointError``
+    once the mean training loss of the last ``window`` episodes is above
+    ``factor`` times the *starting value*. The starting value is the loss of
+    the first training episode in the net's history (before any update, also
+    after a resume from a checkpoint or a ``partial_fit``), but at least
+    ``log(n_way)``, the loss of a uniform guess, so that a run starting from
+    an already trained encoder (a loss near 0) is not stopped by ordinary
+    noise. A mean, not a count of bad episodes: a diverged encoder's
+    embeddings are so large that an episode's loss is either about 0 (every
+    query nearest its own prototype) or enormous, so a diverged run still
+    has many episodes of loss 0.
+
+    :class:`~sklearn_protonet.EpisodicTrainer` has this callback by default
+    under the name ``"divergence_check"``: turn it off with
+    ``callbacks__divergence_check=None`` or change its rule with, e.g.,
+    ``callbacks__divergence_check__factor=1e4``.
+
+    Parameters
+    ----------
+    factor : float, default=100.0
+        How many times its starting value the mean loss must exceed.
+        ``tests/test_trainer.py`` measures the margin on the digits.
+    window : int, default=20
+        Over how many consecutive training episodes the loss is averaged;
+        no check before that many episodes of the current ``fit``.
+    """
+
+    def __init__(self, factor: float = 100.0, window: int = 20):
+        self.factor = factor
+        self.window = window
+
+    def initialize(self):
+        if not (isinstance(self.factor, Real) and self.factor > 1):
+            raise ValueError(
+                f"DivergenceCheck's factor must be a number > 1, got {self.factor!r}."
+            )
+        if not (isinstance(self.window, Integral) and self.window >= 1):
+            raise ValueError(
+                f"DivergenceCheck's window must be an int >= 1, got {self.window!r}."
+            )
+        self.start_, self.recent_ = None, deque(maxlen=self.window)
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        # The history may be another one now (LoadInitState, partial_fit):
+        # its start is read at the first episode.
+        self.start_, self.recent_ = None, deque(maxlen=self.window)
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if not training:
+            return
+        batches = net.history[-1, "batches"]
+        loss = batches[-1].get("train_loss")
+        if loss is None:
+            return
+        if self.start_ is None:
+            self.start_ = _first_train_loss(net.history)
+        self.recent_.append(loss)
+        n_way = getattr(net, "n_way", None)
+        reference = max(self.start_, math.log(n_way) if n_way else 0.0)
+        mean = sum(self.recent_) / len(self.recent_)
+        if len(self.recent_) < self.window or not mean > self.factor * reference:
+            return
+        episode = sum("train_loss" in batch for batch in batches)
+        rates = {group["lr"] for group in net.optimizer_.param_groups}
+        lr = f"lr={net.lr}"
+        if rates != {net.lr}:  # a schedule changed it
+            lr += f", now {', '.join(f'{rate:.3g}' for rate in sorted(rates))}"
+        raise FloatingPointError(
+            f"Meta-training diverged: at epoch {len(net.history)}, episode "
+            f"{episode}, the mean loss of the last {self.window} episodes is "
+            f"{mean:.3g}, more than {self.factor:g} times its starting value "
+            f"({reference:.3g}). The likely cause is a learning rate too high "
+            f"for the encoder ({lr}): lower it (the paper uses 1e-3), or check "
+            "the training data for extreme values. To train regardless, pass "
+            "callbacks__divergence_check=None."
+        )
+
+
+def _first_train_loss(history) -> float:
+    """The loss of the first training episode recorded in ``history``."""
+    for row in history:
+        for batch in row.get("batches", []):
+            if "train_loss" in batch:
+                return float(batch["train_loss"])
+    raise ValueError("The history holds no training episode yet.")

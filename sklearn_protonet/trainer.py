@@ -24,13 +24,21 @@ from sklearn.base import (
 )
 from sklearn.utils._param_validation import (
     Interval,
+    InvalidParameterError,
     Options,
     StrOptions,
     validate_parameter_constraints,
 )
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    EpochTimer,
+    PassthroughScoring,
+    PrintLog,
+)
 from skorch.dataset import Dataset
 from skorch.utils import is_dataset
 from torch import nn
@@ -50,7 +58,7 @@ from ._numerics import check_finite_loss, check_finite_weights
 from ._rng import seeded_global, training_generators, uses_global_rng
 from ._sklearn_contract import check_encoder_input, record_input, sklearn_signature
 from ._sparse import iter_dense
-from .callbacks import EpisodeAccuracy
+from .callbacks import DivergenceCheck, EpisodeAccuracy
 from .distances import METRICS, episode_logits
 from .episodes import (
     ClassSplit,
@@ -63,6 +71,19 @@ from .episodes import (
 from .runtime import freed_memory_kept
 
 __all__ = ["EpisodicTrainer"]
+
+
+def _is_callback_list(value) -> bool:
+    """Whether skorch can initialise ``value`` as the ``callbacks`` parameter."""
+    if value is None or (isinstance(value, str) and value == "disable"):
+        return True
+    if not isinstance(value, list):
+        return False
+    named = [
+        item[1] if isinstance(item, tuple) and len(item) == 2 else item
+        for item in value
+    ]
+    return all(isinstance(item, (Callback, type)) for item in named)
 
 
 def _is_early_stop(error: KeyboardInterrupt) -> bool:
@@ -274,6 +295,7 @@ default="sqeuclidean"
         return [
             ("epoch_timer", EpochTimer()),
             ("episode_accuracy", EpisodeAccuracy()),
+            ("divergence_check", DivergenceCheck()),
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
             (
                 "train_acc",
@@ -305,14 +327,30 @@ default="sqeuclidean"
             {name: getattr(self, name) for name in self._parameter_constraints},
             caller_name=type(self).__name__,
         )
+        if not _is_callback_list(self.callbacks):
+            raise InvalidParameterError(
+                f"The 'callbacks' parameter of {type(self).__name__} must be None, "
+                "'disable' or a list of skorch callbacks (instances, classes or "
+                f"(name, callback) tuples). Got {self.callbacks!r} instead."
+            )
         check_device_available(self.device, type(self).__name__)
 
     def set_params(self, **kwargs):
-        """Set parameters (skorch's ``set_params``), checking their values."""
-        super().set_params(**kwargs)
-        # skorch validates only initialised nets with module/optimizer changes.
-        self._check_scalar_params()
-        return self
+        """Set parameters (skorch's ``set_params``); values are checked by
+        ``fit``, as in scikit-learn.
+
+        skorch initialises the callbacks when ``callbacks`` or a
+        ``callbacks__*`` parameter is set, from the list stored *before* the
+        call; the new list is stored first, and one that is no list of
+        callbacks is stored as it is and refused by ``fit`` with the
+        parameter's name.
+        """
+        if "callbacks" in kwargs:
+            self.callbacks = kwargs["callbacks"]
+        if not _is_callback_list(self.callbacks):
+            for key in [key for key in kwargs if key.startswith("callbacks")]:
+                setattr(self, key, kwargs.pop(key))
+        return super().set_params(**kwargs)
 
     def initialize(self):
         """Initialise module, criterion, optimizer and callbacks, seeded by
@@ -392,6 +430,7 @@ default="sqeuclidean"
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Continue meta-training on labelled data (see ``fit``)."""
+        self._check_labelled(X, y)
         if not self.initialized_:
             self.initialize()
         record_input(self, X, reset=not hasattr(self, "n_features_in_"))
@@ -441,8 +480,18 @@ default="sqeuclidean"
         -------
         self
         """
+        self._check_labelled(X, y)
         record_input(self, X, reset=True)
         return super().fit(X, y, **fit_params)
+
+    def _check_labelled(self, X, y) -> None:
+        """Refuse samples without labels, in scikit-learn's words."""
+        if y is None and not is_dataset(X):
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target "
+                "y is None: episodes are drawn class by class, so meta-training "
+                "needs the samples' labels (or a skorch Dataset holding X and y)."
+            )
 
     def infer(self, x, **fit_params):
         """The module's forward pass, under autocast when ``autocast_dtype``
@@ -512,14 +561,31 @@ default="sqeuclidean"
         with eval_mode(self.module_), torch.inference_mode():
             return int(self.module_(torch.zeros((1, *shape), device=device)).shape[1])
 
-    def predict(self, X):
+    def _predicts_classes(self) -> bool:
         raise AttributeError(
-            "EpisodicTrainer learns an embedding, not classes: use "
+            f"{type(self).__name__} learns an embedding, not classes: use "
             "PrototypicalClassifier(encoder=trainer).fit(X_support, y_support)"
             ".predict(X), or trainer.transform(X) for the embeddings."
         )
 
-    predict_proba = predict
+    # skorch's NeuralNet defines both; hidden, as scikit-learn hides the
+    # methods an estimator does not support (hasattr is False).
+    @available_if(_predicts_classes)
+    def predict(self, X):  # noqa: D102
+        raise NotImplementedError  # unreachable: available_if hides it
+
+    @available_if(_predicts_classes)
+    def predict_proba(self, X):  # noqa: D102
+        raise NotImplementedError  # unreachable: available_if hides it
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # fit and transform take sparse rows (embedded in dense blocks).
+        tags.input_tags.sparse = True
+        tags.target_tags.required = True
+        # transform embeds in float32 whatever the input's dtype.
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
 
 
 EpisodicTrainer.__init__.__signature__ = sklearn_signature(EpisodicTrainer)

@@ -260,12 +260,13 @@ ERROR_CASES: list[ErrorCase] = [
     ),
     ErrorCase(
         "trainer-set-params-checked",
-        "``trainer.set_params(n_query=0)``",
-        lambda: tiny_trainer().set_params(n_query=0),
+        "``trainer.set_params(n_query=0)``, then ``fit``",
+        lambda: tiny_trainer().set_params(n_query=0).fit(X40, Y40),
         InvalidParameterError,
         r"The 'n_query' parameter of EpisodicTrainer must be an int in the "
         r"range \[1, inf\)\. Got 0 instead",
-        "Pass ``n_query`` >= 1; ``set_params`` checks values as ``fit`` does.",
+        "Pass ``n_query`` >= 1; ``set_params`` stores values, ``fit`` checks "
+        "them (scikit-learn's convention).",
     ),
     ErrorCase(
         "trainer-nan",
@@ -965,11 +966,12 @@ ERROR_CASES += [
     ],
     ErrorCase(
         "trainer-set-params-device-typo",
-        "``trainer.set_params(device='gpu')``",
-        lambda: tiny_trainer().set_params(device="gpu"),
+        "``trainer.set_params(device='gpu')``, then ``fit``",
+        lambda: tiny_trainer().set_params(device="gpu").fit(X40, Y40),
         InvalidParameterError,
         r"The 'device' parameter of EpisodicTrainer must be None, a torch device",
-        "Use a torch device name; ``set_params`` checks it as ``fit`` does.",
+        "Use a torch device name; ``fit`` checks the value ``set_params`` "
+        "stored.",
     ),
     *[
         ErrorCase(
@@ -982,7 +984,10 @@ ERROR_CASES += [
             "for your accelerator.",
         )
         for who, trigger in (
-            ("EpisodicTrainer", lambda: tiny_trainer().set_params(device="cuda:99")),
+            (
+                "EpisodicTrainer",
+                lambda: tiny_trainer().set_params(device="cuda:99").fit(X40, Y40),
+            ),
             (
                 "PrototypicalClassifier",
                 lambda: PrototypicalClassifier(device="cuda:99").fit(X4, Y4),

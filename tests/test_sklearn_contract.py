@@ -530,9 +530,10 @@ def test_devices_this_machine_lacks_are_refused(estimator, device):
         pytest.skip("this machine has MPS")
     with pytest.raises(ValueError, match=r"device=.*this machine"):
         _fit_either(estimator, _X40, np.repeat(list("abcd"), 10), device=device)
-    if estimator == "trainer":  # set_params checks it too, before any fit
+    if estimator == "trainer":  # set_params stores it, fit refuses it
+        trainer = tiny_trainer().set_params(device=device)
         with pytest.raises(ValueError, match=r"device=.*this machine"):
-            tiny_trainer().set_params(device=device)
+            trainer.fit(_X40, np.repeat(list("abcd"), 10))
 
 
 @pytest.mark.parametrize("device", ["cpu", "cpu:0", torch.device("cpu"), None])

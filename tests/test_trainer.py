@@ -148,8 +148,11 @@ def test_partial_fit_continues_the_history(digits):
 
 
 def test_trainer_is_no_classifier(fitted_trainer, digits):
-    with pytest.raises(AttributeError, match="PrototypicalClassifier"):
+    # Hidden (hasattr is False), with a pointer to the classifier as cause.
+    assert not hasattr(fitted_trainer, "predict")
+    with pytest.raises(AttributeError) as info:
         fitted_trainer.predict(digits["X_novel"])
+    assert "PrototypicalClassifier" in str(info.value.__cause__)
 
 
 def test_string_and_integer_labels(digits):
@@ -207,3 +210,61 @@ def test_conv4_pools_before_relu_exactly_as_the_papers_block():
     torch.testing.assert_close(ours(X), papers(X), rtol=0, atol=0)
     for mine, theirs in zip(ours.parameters(), papers.parameters(), strict=True):
         torch.testing.assert_close(mine.grad, theirs.grad, rtol=0, atol=0)
+
+
+def _window_means(trainer, window: int) -> list[float]:
+    losses = [
+        b["train_loss"]
+        for r in trainer.history
+        for b in r["batches"]
+        if "train_loss" in b
+    ]
+    return [np.mean(losses[i - window : i]) for i in range(window, len(losses) + 1)]
+
+
+def test_a_diverged_finite_loss_stops_training(digits):
+    """lr=1e4 drives the loss to 1e20 and beyond, finite: stopped, naming the
+    epoch and the learning rate, as a non-finite loss is."""
+    lr = 1e4
+    params = dict(lr=lr, n_way=5, episodes_per_epoch=20, max_epochs=2)
+    with pytest.raises(FloatingPointError) as info:
+        tiny_trainer(**params).fit(digits["X_base"], digits["y_base"])
+    message = str(info.value)
+    assert f"lr={lr}" in message and "Meta-training diverged: at epoch 1" in message
+    assert "callbacks__divergence_check=None" in message
+    # Without the check, fit returns a diverged encoder (finite losses).
+    unchecked = tiny_trainer(**params, callbacks__divergence_check=None)
+    unchecked.fit(digits["X_base"], digits["y_base"])
+    assert np.isfinite(unchecked.history[:, "train_loss"]).all()
+    assert (
+        max(_window_means(unchecked, 20))
+        > 1e15 * unchecked.history[0, "batches", 0, "train_loss"]
+    )
+
+
+@pytest.mark.parametrize("n_way, n_shot", [(5, 5), (3, 1)])
+def test_divergence_rule_leaves_a_margin_to_healthy_runs(digits, n_way, n_shot):
+    """At ten times the paper's rate the 20-episode mean loss stays ten times
+    below the rule's threshold (measured: at most 1.7 times the start)."""
+    trainer = tiny_trainer(
+        lr=1e-2,
+        n_way=n_way,
+        n_shot=n_shot,
+        n_query=5,
+        episodes_per_epoch=20,
+        max_epochs=5,
+    ).fit(digits["X_base"], digits["y_base"])
+    check = dict(trainer.callbacks_)["divergence_check"]
+    reference = max(trainer.history[0, "batches", 0, "train_loss"], np.log(n_way))
+    assert max(_window_means(trainer, check.window)) < check.factor / 10 * reference
+
+
+def test_divergence_check_starts_from_the_history_and_can_be_tuned(digits):
+    X, y = digits["X_base"], digits["y_base"]
+    trainer = tiny_trainer(n_way=5, episodes_per_epoch=10, max_epochs=1).fit(X, y)
+    # A partial_fit at a diverging rate compares with the first fit's start.
+    trainer.set_params(lr=1e4, max_epochs=3, callbacks__divergence_check__window=5)
+    with pytest.raises(FloatingPointError, match="the last 5 episodes"):
+        trainer.partial_fit(X, y)
+    with pytest.raises(ValueError, match="DivergenceCheck's factor must be"):
+        tiny_trainer(callbacks__divergence_check__factor=0.5).fit(X, y)
