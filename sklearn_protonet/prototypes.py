@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import refinement
 from .covariance import split_gaussian
-from .distances import pairwise_distances
+from .refinement import MASK_SLOPE, MASK_THRESHOLD
 
 __all__ = [
     "MASK_SLOPE",
@@ -32,12 +33,9 @@ __all__ = [
 #: :mod:`sklearn.semi_supervised`), the string ``"-1"`` for string labels.
 UNLABELED = -1
 
-#: Accepted values of ``PrototypicalClassifier(refinement=...)``.
+#: Accepted values of ``PrototypicalClassifier(refinement=...)`` today; the
+#: refinements themselves are :data:`sklearn_protonet.refinement.REFINEMENTS`.
 REFINEMENTS = ("soft_kmeans", "masked")
-
-#: The masked refinement's distance-ratio threshold and slope (soft_kmeans),
-#: chosen on Omniglot's validation classes with distractors.
-MASK_THRESHOLD, MASK_SLOPE = 0.8, 20.0
 
 
 def unlabeled_mask(y: np.ndarray) -> np.ndarray:
@@ -128,74 +126,16 @@ def soft_kmeans(
     metric: str = "sqeuclidean",
     weights: torch.Tensor | None = None,
     masked: bool = False,
-    mask_threshold: float = MASK_THRESHOLD,
-    mask_slope: float = MASK_SLOPE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Refine prototypes with soft k-means over unlabeled embeddings.
-
-    Each step assigns every unlabeled row ``j`` to every class ``c`` softly,
-    ``z[j, c] = softmax_c(-d(x_j, p_c))``, and recomputes each prototype as
-    ``(sums[c] + sum_j w_j z[j, c] m[j, c] x_j) / (totals[c] + sum_j w_j z[j,
-    c] m[j, c])``: the labeled rows with weight 1 (or their sample weight),
-    the unlabeled ones with their soft assignment (Ren et al. 2018, eq. 3-4).
-    ``m = 1`` without masking.
-
-    The masked variant keeps distractors (unlabeled rows of classes outside
-    the support set) out of the prototypes: ``m[j, c] = sigmoid(-slope (r[j,
-    c] - threshold))`` where ``r[j, c]`` is ``d(x_j, p_c)`` over the distance
-    from ``x_j`` to its *second* nearest prototype, both to the *labeled*
-    prototypes (the mask is computed once, before the first step, so that
-    distractors cannot drag the prototypes and then pass the mask). A row of
-    class ``c`` lies much nearer ``p_c`` than any other prototype (``r``
-    well below 1); a distractor lies about as far from all of them (``r``
-    near 1). Ren et al. learn the thresholds with a small network; the ratio
-    is scale-free, so one fixed threshold serves different embeddings (the
-    defaults were chosen on Omniglot's validation classes).
-
-    Parameters
-    ----------
-    sums, totals : Tensor
-        The labeled rows' class sums (:func:`class_sums`, not "gaussian").
-    unlabeled : Tensor of shape (m, d)
-        Unlabeled embeddings, normalised as the labeled ones.
-    steps : int
-        Refinement steps; 0 returns ``sums, totals`` unchanged.
-    metric : {"sqeuclidean", "euclidean", "cosine"}
-    weights : Tensor of shape (m,), default=None
-        The unlabeled rows' sample weights.
-    masked : bool, default=False
-    mask_threshold : float, default=MASK_THRESHOLD
-        ``threshold`` above.
-    mask_slope : float, default=MASK_SLOPE
-        ``slope`` above (how hard the mask is).
-
-    Returns
-    -------
-    sums, totals : Tensor
-        The refined terms: ``sums / totals`` are the refined prototypes.
-    """
-    if steps == 0 or len(unlabeled) == 0:
-        return sums, totals
-    w = torch.ones_like(unlabeled[:, 0]) if weights is None else weights.to(unlabeled)
-    if masked:
-        labeled = pairwise_distances(unlabeled, as_prototypes(sums, totals), metric)
-        w = w[:, None] * _mask(labeled, mask_threshold, mask_slope)
-    else:
-        w = w[:, None]
-    refined_sums, refined_totals = sums, totals
-    for _ in range(steps):
-        prototypes = as_prototypes(refined_sums, refined_totals)
-        d = pairwise_distances(unlabeled, prototypes, metric)
-        z = torch.softmax(-d, dim=1) * w
-        refined_sums = sums + z.T @ unlabeled
-        refined_totals = totals + z.sum(0)
-    return refined_sums, refined_totals
-
-
-def _mask(d: torch.Tensor, threshold: float, slope: float) -> torch.Tensor:
-    """Soft membership of each unlabeled row in each class (see soft_kmeans)."""
-    if d.shape[1] < 2:
-        return torch.ones_like(d)
-    second = d.topk(2, dim=1, largest=False).values[:, 1:2]
-    ratio = d / second.clamp_min(torch.finfo(d.dtype).tiny)
-    return torch.sigmoid(-slope * (ratio - threshold))
+    """:func:`sklearn_protonet.refinement.soft_kmeans` with ``refinement="masked"``
+    (``masked=True``) or ``"soft_kmeans"``: the classifier's call until it
+    passes its ``refinement`` through."""
+    return refinement.soft_kmeans(
+        sums,
+        totals,
+        unlabeled,
+        steps,
+        metric=metric,
+        weights=weights,
+        refinement="masked" if masked else "soft_kmeans",
+    )

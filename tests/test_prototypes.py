@@ -1,4 +1,5 @@
-"""Prototype estimation: partial_fit's running sums and semi-supervised refinement."""
+"""Prototype estimation: partial_fit's running sums and unlabeled rows in the
+classifier (the refinement itself: tests/test_refinement.py)."""
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet.covariance import GaussianEncoder
 from sklearn_protonet.modules import MLP
-from sklearn_protonet.prototypes import class_sums, soft_kmeans, unlabeled_mask
+from sklearn_protonet.prototypes import unlabeled_mask
 
 SETTINGS = settings(max_examples=20, deadline=None, derandomize=True)
 DIM = 6
@@ -199,68 +200,12 @@ def _blobs(seed=0, n_unlabeled=20):
     return centres, X_labeled, X_unlabeled
 
 
-@pytest.mark.parametrize("refinement", ["soft_kmeans", "masked"])
-def test_refinement_moves_prototypes_towards_the_unlabeled_clusters(refinement):
-    centres, X_labeled, X_unlabeled = _blobs()
-    X = np.vstack([X_labeled, X_unlabeled])
-    y = np.r_[[0, 1], [-1] * len(X_unlabeled)]
-    plain = PrototypicalClassifier().fit(X_labeled, [0, 1])
-    refined = PrototypicalClassifier(refinement_steps=3, refinement=refinement)
-    refined.fit(X, y)
-    np.testing.assert_array_equal(refined.classes_, [0, 1])
-    before = np.linalg.norm(plain.prototypes_ - centres, axis=1)
-    after = np.linalg.norm(refined.prototypes_ - centres, axis=1)
-    assert (after < before / 2).all()
-
-
 def test_string_labels_mark_unlabeled_rows_with_minus_one_string():
     _, X_labeled, X_unlabeled = _blobs()
     X = np.vstack([X_labeled, X_unlabeled])
     y = np.r_[["cat", "dog"], ["-1"] * len(X_unlabeled)]
     clf = PrototypicalClassifier(refinement_steps=1).fit(X, y)
     np.testing.assert_array_equal(clf.classes_, ["cat", "dog"])
-
-
-def test_masked_refinement_ignores_distractors():
-    centres, X_labeled, X_unlabeled = _blobs()
-    # A distractor cluster about as far from both labeled examples.
-    distractors = np.array([7.0, 4.0]) + 0.3 * np.random.default_rng(1).normal(
-        size=(30, 2)
-    )
-    X = np.vstack([X_labeled, X_unlabeled, distractors])
-    y = np.r_[[0, 1], [-1] * (len(X) - 2)]
-    errors = {}
-    for refinement in ("soft_kmeans", "masked"):
-        clf = PrototypicalClassifier(refinement_steps=3, refinement=refinement)
-        errors[refinement] = np.linalg.norm(
-            clf.fit(X, y).prototypes_ - centres, axis=1
-        ).max()
-    assert errors["masked"] < errors["soft_kmeans"] / 2
-
-
-def test_soft_kmeans_zero_steps_and_weights():
-    sums, totals = class_sums(
-        "sqeuclidean", torch.tensor([[0.0], [4.0]]), torch.tensor([0, 1]), 2
-    )
-    unlabeled = torch.tensor([[1.0], [1.0]])
-    same = soft_kmeans(sums, totals, unlabeled, 0)
-    assert same[0] is sums and same[1] is totals
-    # Weight 2 on one row equals that row twice.
-    once = soft_kmeans(sums, totals, unlabeled[:1], 2, weights=torch.tensor([2.0]))
-    twice = soft_kmeans(sums, totals, unlabeled, 2)
-    torch.testing.assert_close(once[0], twice[0])
-    torch.testing.assert_close(once[1], twice[1])
-
-
-def test_unlabeled_rows_and_sample_weight():
-    """A zero-weight unlabeled row changes nothing."""
-    _, X_labeled, X_unlabeled = _blobs()
-    X = np.vstack([X_labeled, X_unlabeled, [[100.0, 100.0]]])
-    y = np.r_[[0, 1], [-1] * (len(X) - 2)]
-    weights = np.r_[np.ones(len(X) - 1), 0.0]
-    a = PrototypicalClassifier(refinement_steps=2).fit(X, y, weights)
-    b = PrototypicalClassifier(refinement_steps=2).fit(X[:-1], y[:-1])
-    np.testing.assert_allclose(a.prototypes_, b.prototypes_)
 
 
 def test_unlabeled_rows_join_the_cl2n_mean():
@@ -284,23 +229,6 @@ def test_unlabeled_rows_with_fine_tuning_and_rejection(digits):
     np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
     assert clf.threshold_ is not None
     assert set(clf.predict(images)) <= {0, 1, 2, 9}
-
-
-def test_semi_supervised_benchmark_episodes_are_disjoint():
-    """benchmarks/semi_supervised.py: support, unlabeled and queries never
-    share a row; distractors come from classes outside the episode."""
-    import semi_supervised
-
-    y = np.repeat(np.arange(12), 20)
-    for support, unlabeled, query, query_y in semi_supervised.episodes(
-        y, 5, 5, 5, 10, n_episodes=5, seed=0
-    ):
-        assert len(support) == 5 and len(unlabeled) == 50 and len(query) == 50
-        rows = np.r_[support, unlabeled, query]
-        assert len(np.unique(rows)) == len(rows)
-        episode = set(y[support])
-        assert len(set(y[unlabeled]) - episode) == 5  # the distractor classes
-        np.testing.assert_array_equal(y[support][query_y], y[query])
 
 
 def test_sparse_support_sets_take_every_prototype_path():
