@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from PIL import Image
 from sklearn.pipeline import make_pipeline
 
 from sklearn_protonet import PrototypicalClassifier
+from sklearn_protonet.contracts import InputContract, InputContractWarning
 from sklearn_protonet.datasets import load_image_folder
+from sklearn_protonet.modules import Conv4
 from sklearn_protonet.preprocessing import ImageReader
+from sklearn_protonet.pretrained import load_pretrained
 
 
 def _save(path: Path, array: np.ndarray, **kwargs) -> Path:
@@ -174,8 +179,8 @@ def test_in_memory_images_and_layouts():
         reader.transform(np.zeros((2, 3, 5, 3)))
     with pytest.raises(ValueError, match="Float images must hold values in"):
         reader.transform(grey * 255)
-    with pytest.raises(ValueError, match="must be uint8 or uint16"):
-        reader.transform(grey.astype(np.int64))
+    with pytest.raises(ValueError, match="other than uint8 and uint16 must hold"):
+        reader.transform((grey * 255).astype(np.int64))
     with pytest.raises(ValueError, match="got a single str; wrap it in a list"):
         reader.transform("image.png")
     with pytest.raises(ValueError, match="one column of paths"):
@@ -219,3 +224,174 @@ def test_jpeg_bytes_in_memory_are_not_paths():
     Image.fromarray(_square(255, 0)).save(buffer, format="PNG")
     with pytest.raises(TypeError, match="Cannot read a bytes as an image"):
         ImageReader().transform([buffer.getvalue()])
+
+
+# -- background, contrast and noise: images as they come --------------------
+
+
+def _photo(seed=0, size=40, paper=0.8, shading=0.3, ink=0.35, noise=0.03):
+    """A dark bar printed faintly on grey, unevenly lit, noisy paper."""
+    rng = np.random.RandomState(seed)
+    ramp = np.linspace(-0.5, 0.5, size)[None, :]
+    image = np.broadcast_to(paper - shading * ramp, (size, size)).copy()
+    image[8:32, 18:23] *= 1 - ink
+    image += rng.normal(0, noise, image.shape)
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def _stroke_and_paper(image):
+    return image[0, 8:20, 13:15].mean(), np.delete(image[0], np.s_[4:24], 1).mean()
+
+
+def test_from_encoder_brings_photos_to_the_contract():
+    encoder = load_pretrained("omniglot-conv4-robust")
+    reader = ImageReader.from_encoder(encoder)
+    assert (reader.background, reader.contrast, reader.denoise) == ("uneven", 99.5, 3)
+    photos = np.stack([_photo(seed) for seed in range(4)])
+    images = reader.fit_transform(photos)
+    stroke, paper = _stroke_and_paper(images[0])
+    assert stroke > 0.9 and paper < 0.03
+    as_read = ImageReader.from_encoder(
+        encoder, background=None, contrast=None, denoise=None
+    ).fit_transform(photos)
+    stroke, paper = _stroke_and_paper(as_read[0])
+    assert stroke < 0.6 and paper > 0.15
+    # What the reader makes meets the contract; what it read does not.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PrototypicalClassifier(encoder).fit(images, [0, 1, 0, 1])
+    with pytest.warns(InputContractWarning, match="background up to"):
+        PrototypicalClassifier(encoder).fit(as_read, [0, 1, 0, 1])
+
+
+def test_each_step_can_be_turned_off():
+    photo = _photo()[None]
+    base = {"size": 28, "polarity": "light-on-dark"}
+    flat = ImageReader(**base, background="flat").transform(photo)[0, 0]
+    uneven = ImageReader(**base, background="uneven").transform(photo)[0, 0]
+    # Shading: one level per image leaves one side grey, a surface does not.
+    assert flat[:, -3:].mean() > 0.08 and uneven[:, -3:].mean() < 0.03
+    assert abs(uneven[:, :3].mean() - uneven[:, -3:].mean()) < 0.02
+    faint = uneven[8:20, 13:15].mean()
+    stretched = ImageReader(**base, background="uneven", contrast=99.5).transform(photo)
+    assert faint < 0.5 < 0.9 < stretched[0, 0, 8:20, 13:15].mean()
+    noisy = ImageReader(**base, background="uneven").transform(photo)
+    clean = ImageReader(**base, background="uneven", denoise=3).transform(photo)
+    background = np.s_[0, 0, :, :6]
+    assert clean[background].std() < 0.6 * noisy[background].std()
+    with pytest.raises(ValueError, match="denoise must be an odd window size"):
+        ImageReader(denoise=4).transform(photo)
+
+
+def test_denoising_leaves_clean_images_alone():
+    """A median filter erodes thin strokes: clean images are not filtered."""
+    thin = np.zeros((1, 28, 28), np.float32)
+    thin[0, 4:24, 14] = 1.0  # one pixel wide, no noise
+    np.testing.assert_array_equal(ImageReader(denoise=3).transform(thin)[0], thin)
+    noisy = thin + np.random.RandomState(0).uniform(0, 0.1, thin.shape)
+    noisy = noisy.clip(0, 1).astype(np.float32)
+    assert not np.array_equal(ImageReader(denoise=3).transform(noisy)[0], noisy)
+
+
+def test_normalisation_keeps_each_images_polarity_without_one():
+    ink_on_paper = _photo()[None]
+    out = ImageReader(size=28, background="uneven", contrast=99.5).transform(
+        ink_on_paper
+    )[0, 0]
+    assert out[:, :4].mean() > 0.97 and out[8:20, 13:15].mean() < 0.1
+    blank = np.full((1, 8, 8), 0.4, np.float32)  # no strokes: nothing to stretch
+    np.testing.assert_allclose(
+        ImageReader(background="flat", contrast=99.5).transform(blank), 0.0
+    )
+
+
+def test_from_encoder_follows_the_contract_fields():
+    module = Conv4((1, 28, 28), hidden_channels=4, n_blocks=1)
+    assert ImageReader.from_encoder(module).background is None  # no polarity
+    module.input_contract = InputContract(
+        (1, 28, 28), (0, 1), "light-on-dark", background=None, contrast="full"
+    )
+    reader = ImageReader.from_encoder(module)
+    assert (reader.background, reader.denoise, reader.contrast) == (None, None, 99.5)
+    reader = ImageReader.from_encoder(load_pretrained(), denoise=None)
+    assert (reader.background, reader.denoise) == ("uneven", None)
+
+
+def test_load_image_folder_normalises_like_the_reader(tmp_path):
+    for c, column in (("a", 10), ("b", 25)):
+        for i in range(2):
+            image = (255 * _photo(seed=i)).astype(np.uint8)
+            _save(tmp_path / c / f"{i}.png", np.roll(image, column - 20, axis=1))
+    bunch = load_image_folder(
+        tmp_path,
+        size=28,
+        polarity="light-on-dark",
+        background="uneven",
+        contrast=99.5,
+        denoise=3,
+    )
+    reader = ImageReader(
+        size=28, polarity="light-on-dark", background="uneven", contrast=99.5, denoise=3
+    )
+    np.testing.assert_array_equal(bunch.images, reader.transform(bunch.filenames))
+    assert "background='uneven'" in bunch.DESCR and bunch.images.max() == 1.0
+
+
+# -- a transformer like any other --------------------------------------------
+
+
+def test_nan_and_inf_are_refused_in_fit_and_transform():
+    images = np.random.RandomState(0).rand(3, 5, 5)
+    for bad in (np.nan, np.inf):
+        broken = images.copy()
+        broken[1, 2, 2] = bad
+        for method in (ImageReader().fit, ImageReader().transform):
+            with pytest.raises(ValueError, match="NaN or infinity"):
+                method(broken)
+
+
+def test_input_range_and_rows_of_pixels():
+    grey = np.random.RandomState(0).rand(3, 4, 6).astype(np.float32)
+    scaled = ImageReader(input_range=(0, 255)).transform(grey * 255)
+    np.testing.assert_allclose(scaled, ImageReader().transform(grey), rtol=1e-5)
+    twelve_bit = (grey * 4095).astype(np.int32)
+    assert ImageReader(input_range=(0, 4095)).transform(twelve_bit).max() <= 1.0
+    raw = ImageReader(input_range=None).transform(grey * 7 - 3)
+    np.testing.assert_allclose(raw[:, 0], grey * 7 - 3, rtol=1e-5)
+    rows = grey.reshape(3, -1)  # 2-D numbers: rows of pixels
+    reader = ImageReader(flatten=True).fit(rows)
+    np.testing.assert_array_equal(reader.transform(rows), rows)
+    assert reader.n_features_in_ == 24 and reader.image_size_ == (1, 24)
+    with pytest.raises(ValueError, match="X has 5 features, but ImageReader is"):
+        reader.transform(rows[:, :5])
+    with pytest.raises(ValueError, match="Reshape your data"):
+        ImageReader().transform(rows[0])
+    with pytest.raises(TypeError, match="sparse data are not images"):
+        ImageReader().fit(sp.csr_matrix(rows))
+
+
+def test_feature_names_and_pandas_output_in_a_pipeline():
+    encoder = load_pretrained("omniglot-conv4-robust")
+    images = np.zeros((4, 40, 40), np.uint8)
+    for i in range(4):
+        images[i, 5:35, 8 + 8 * i : 12 + 8 * i] = 255  # a bar per class
+    y = [0, 1, 2, 3]
+    reader = ImageReader.from_encoder(encoder, flatten=True)
+    names = reader.get_feature_names_out()
+    assert (
+        len(names) == 784
+        and names[0] == "pixel_0_0_0"
+        and names[-1] == ("pixel_0_27_27")
+    )
+    frame = reader.set_output(transform="pandas").fit_transform(images)
+    assert isinstance(frame, pd.DataFrame) and list(frame.columns) == list(names)
+    model = make_pipeline(
+        ImageReader.from_encoder(encoder, flatten=True), PrototypicalClassifier(encoder)
+    ).set_output(transform="pandas")
+    assert model.fit(images, y).score(images, y) == 1.0
+    with pytest.raises(ValueError, match="set flatten=True"):
+        ImageReader(size=28).get_feature_names_out()
+    with pytest.raises(ValueError, match="before it knows the image size"):
+        ImageReader(flatten=True).get_feature_names_out()
+    fitted = ImageReader(flatten=True).fit(images)
+    assert len(fitted.get_feature_names_out()) == 1600

@@ -30,7 +30,8 @@ _DESCR = """Image folder
 Images read from {path}: {n_images} images in {n_classes} classes, one
 sub-folder per class (the layout of torchvision's ImageFolder and Keras's
 image_dataset_from_directory). Read by ImageReader(size={size!r},
-color_mode={color_mode!r}, value_range={value_range!r}, polarity={polarity!r}).
+color_mode={color_mode!r}, value_range={value_range!r}, polarity={polarity!r},
+denoise={denoise!r}, background={background!r}, contrast={contrast!r}).
 """
 
 
@@ -41,6 +42,9 @@ def load_image_folder(
     color_mode: str = "grayscale",
     value_range: tuple[float, float] = (0.0, 1.0),
     polarity: str | None = None,
+    denoise: int | None = None,
+    background: str | None = None,
+    contrast: float | None = None,
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
     max_images: int = 100_000,
     max_pixels: int = 50_000_000,
@@ -58,6 +62,13 @@ def load_image_folder(
     size, color_mode, value_range, polarity, max_pixels, n_jobs
         How each image is read: see
         :class:`~sklearn_protonet.preprocessing.ImageReader`.
+    denoise, background, contrast
+        How each image is brought to an encoder's expectation of background
+        and contrast (photographs and scans: grey or shaded paper, faint ink,
+        noise): see :class:`~sklearn_protonet.preprocessing.ImageReader`;
+        ``ImageReader.from_encoder(encoder).get_params()`` holds the values
+        an encoder's input contract asks for. ``None`` (default) leaves the
+        images as read.
     extensions : tuple of str, default=IMAGE_EXTENSIONS
         File name endings (case-insensitive) read as images.
     max_images : int, default=100_000
@@ -90,6 +101,16 @@ def load_image_folder(
     >>> bunch = load_image_folder("my_images", size=28)  # doctest: +SKIP
     >>> bunch.images.shape  # doctest: +SKIP
     (40, 1, 28, 28)
+
+    Photographed symbols, read as a pretrained encoder expects them:
+
+    >>> from sklearn_protonet.preprocessing import ImageReader
+    >>> from sklearn_protonet.pretrained import load_pretrained
+    >>> settings = ImageReader.from_encoder(load_pretrained()).get_params()
+    >>> keys = ("size", "polarity", "denoise", "background", "contrast")
+    >>> bunch = load_image_folder(  # doctest: +SKIP
+    ...     "my_photos", **{key: settings[key] for key in keys}
+    ... )
     """
     root = Path(path)
     if not root.is_dir():
@@ -135,6 +156,9 @@ def load_image_folder(
         color_mode=color_mode,
         value_range=value_range,
         polarity=polarity,
+        denoise=denoise,
+        background=background,
+        contrast=contrast,
         max_pixels=max_pixels,
         n_jobs=n_jobs,
     )
@@ -157,5 +181,8 @@ def load_image_folder(
             color_mode=color_mode,
             value_range=tuple(value_range),
             polarity=polarity,
+            denoise=denoise,
+            background=background,
+            contrast=contrast,
         ),
     )
