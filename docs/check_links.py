@@ -62,7 +62,7 @@ def broken_links(html: Path) -> dict[str, list[str]]:
     """``{page: [link, ...]}`` of the links that lead nowhere."""
     pages = {path: _parse(path) for path in _pages(html)}
     broken = defaultdict(list)
-    for path, page in pages.items():
+    for path, page in list(pages.items()):
         for link in page.links:
             parts = urlsplit(link)
             if parts.scheme or parts.netloc or link.startswith(("mailto:", "data:")):
