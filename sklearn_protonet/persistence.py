@@ -29,6 +29,7 @@ files.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterable
@@ -46,6 +47,7 @@ from . import __version__
 from ._encoders import encoder_module
 from ._io import atomic_writer
 from ._safe_load import check_file, damaged
+from ._safe_skops import check_archive, check_loaded
 from .classifier import PrototypicalClassifier
 from .contracts import InputContract
 from .covariance import VARIANCE_METRICS, ShrunkCovariance
@@ -604,6 +606,14 @@ def dump(estimator, file: str | os.PathLike) -> None:
 def load(file: str | os.PathLike, trusted: Iterable[str] = TRUSTED_TYPES):
     """Load a file written by :func:`dump`, running no code from it.
 
+    The file is checked before skops reads it and the estimator after skops
+    has built it, with the promise of :func:`load_classifier`: memory in
+    proportion to the file's size (member sizes, ``.npy`` headers and the
+    schema's nesting checked before anything is inflated or allocated),
+    every parameter checked as ``fit`` checks it, and the fitted attributes
+    of a :class:`~sklearn_protonet.PrototypicalClassifier` checked for
+    consistency (see :ref:`reliability`).
+
     Parameters
     ----------
     file : str or path-like
@@ -620,18 +630,21 @@ def load(file: str | os.PathLike, trusted: Iterable[str] = TRUSTED_TYPES):
     skops.io.exceptions.UntrustedTypesFoundException
         If the file names a type that is not trusted (a ``TypeError``).
     ValueError
-        If the file is not a skops file, or holds a skorch net (restoring one
-        unpickles, whatever ``trusted`` says).
+        If the file is not a skops file, is damaged or inconsistent (the
+        message names the file and the field), or holds a skorch net
+        (restoring one unpickles, whatever ``trusted`` says).
     """
-    import zipfile
+    from skops.io.exceptions import UntrustedTypesFoundException
 
     sio = _skops()
+    with open(file, "rb") as handle:  # held once: checked and loaded alike
+        data = handle.read()
+    check_archive(file, data)
     try:
-        types = sio.get_untrusted_types(file=file)
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
+        types = sio.get_untrusted_types(data=data)
+    except Exception as error:  # any malformed schema: skops's own errors vary
         raise ValueError(
-            f"{file} is not a skops file ({error}); write it with "
-            "sklearn_protonet.persistence.dump."
+            f"{file} is a damaged skops file: {type(error).__name__}: {error}"
         ) from error
     unsafe = _unpickling_types(types)
     if unsafe:
@@ -639,7 +652,16 @@ def load(file: str | os.PathLike, trusted: Iterable[str] = TRUSTED_TYPES):
             f"{file} holds {unsafe}; restoring it would unpickle data from the "
             "file, so it is refused. Save such estimators with save_classifier."
         )
-    return sio.load(file, trusted=list(trusted))
+    try:
+        estimator = sio.load(io.BytesIO(data), trusted=list(trusted))
+    except UntrustedTypesFoundException:
+        raise
+    except Exception as error:
+        raise ValueError(
+            f"{file} is a damaged skops file: {type(error).__name__}: {error}"
+        ) from error
+    check_loaded(file, estimator, (PrototypicalClassifier,))
+    return estimator
 
 
 def _skops():
