@@ -59,6 +59,16 @@ def test_loader_shapes_and_values(symbols):
     assert "Bitstream Vera" in symbols.DESCR
 
 
+def test_description_counts_match_the_data(symbols):
+    lines = symbols.DESCR.splitlines()
+    assert f"{len(symbols.target_names)} Unicode symbols" in symbols.DESCR
+    per_class = len(symbols.target) // len(symbols.target_names)
+    assert f"each rendered {per_class} times" in symbols.DESCR
+    for name, count in symbols.family.value_counts().items():
+        line = next(line for line in lines if line.startswith(f"``{name}``"))
+        assert f" {count} " in line or f" {count}:" in line, (name, count, line)
+
+
 def test_shipped_file_is_small():
     path = ROOT / "sklearn_protonet" / "datasets" / "data" / "unicode_symbols.npz"
     assert path.stat().st_size < 600_000
