@@ -511,15 +511,34 @@ def _converter(scope, operator, container) -> None:
     d = _distances(graph, clf, e)
 
     label, probabilities = (o.full_name for o in operator.outputs)
-    # The label of the nearest prototype (first on ties, as torch's argmin).
-    nearest = graph.op("ArgMin", [d], "nearest", axis=1, keepdims=0)
     kind = _label_kind(clf)
     classes = np.asarray(clf.classes_, dtype=np.int64 if kind == "int" else object)
-    if clf.unknown_label is None:
+    if clf.unknown_label is not None and len(classes) == len(clf.prototypes_) + 1:
+        # Rejection as a last column of classes_: a virtual prototype at
+        # distance threshold_ from every query.
+        rows = graph.op("Shape", [d], "rows", start=0, end=1)
+        column = graph.op(
+            "Expand",
+            [
+                graph.const("threshold", np.array([[float(clf.threshold_)]])),
+                graph.op(
+                    "Concat",
+                    [rows, graph.const("one_column", np.array([1], dtype=np.int64))],
+                    axis=0,
+                ),
+            ],
+            "threshold_column",
+        )
+        d = graph.op("Concat", [d, column], "d_unknown", axis=1)
+    # The label of the nearest prototype (first on ties, as torch's argmin).
+    nearest = graph.op("ArgMin", [d], "nearest", axis=1, keepdims=0)
+    if clf.unknown_label is None or len(classes) == len(clf.prototypes_) + 1:
         graph.op(
             "Gather", [graph.const("classes", classes), nearest], output=label, axis=0
         )
     else:
+        # Rejection as a relabelling of the queries farther than threshold_
+        # from every prototype.
         known = graph.op("Gather", [graph.const("classes", classes), nearest], axis=0)
         farthest = graph.op(
             "ReduceMin", [d, graph.axes(1)], "nearest_distance", keepdims=0
