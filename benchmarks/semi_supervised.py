@@ -17,6 +17,9 @@ these shapes (Ren et al., ICLR 2018, measured the first and the fourth):
   (other Omniglot characters; for the digits, Omniglot characters);
 - ``tiny``: 3 rows in all.
 
+A second block measures the held-out check (``soft_kmeans(labeled=...)``),
+which needs two labeled rows a class, on the digits at 2 shots.
+
 Data and encoders: scikit-learn's digits upsampled to 28x28, 10-way, with
 the shipped ``omniglot-conv4-1shot`` (the paper's) and
 ``omniglot-conv4-robust`` encoders and, as a weak encoder, the raw pixels;
@@ -79,7 +82,19 @@ ABLATIONS = {
     "no coverage": {"refinement": "guarded", "coverage": 0.0},
     "covered classes only": {"refinement": "guarded", "per_class": True},
 }
-#: The default's targets, in accuracy points over ``labeled``.
+#: The held-out check needs two labeled rows a class: measured at 2 shots.
+HELD_OUT_SHOTS = 2
+HELD_OUT_DATA = {"digits": (("paper", "robust"), 10, 10, 15)}
+HELD_OUT_SHAPES = ("balanced", "classes missing", "skewed")
+HELD_OUT = {
+    "labeled": None,
+    "guarded": {"refinement": "guarded"},
+    "guarded, held-out check": {"refinement": "guarded", "held_out": True},
+    "soft_kmeans": {"refinement": "soft_kmeans"},
+    "soft_kmeans, held-out check": {"refinement": "soft_kmeans", "held_out": True},
+}
+#: The default's targets, in accuracy points over ``labeled`` (the gain on
+#: the digits' balanced pools: Omniglot's labeled prototypes leave little).
 TARGETS = {"balanced_gain": 3.0, "largest_loss": 0.5}
 
 
@@ -109,10 +124,13 @@ def pool_counts(shape: str, n_way: int, per_class: int, rng) -> np.ndarray:
     return counts
 
 
-def episodes(y, n_way, per_class, n_query, shape, n_episodes, seed, others=None):
+def episodes(
+    y, n_way, per_class, n_query, shape, n_episodes, seed, others=None, shots=1
+):
     """``(support, unlabeled, distractors, query, query_y)``: row indices of
     ``y`` (distractors: of ``others``, the labels of the distractor data,
-    which may be ``y`` itself) and the queries' episode-local labels."""
+    which may be ``y`` itself; ``shots`` support rows a class, class by
+    class) and the queries' episode-local labels."""
     rng = np.random.default_rng(seed)
     classes = np.unique(y)
     rows = {c: np.flatnonzero(y == c) for c in classes}
@@ -122,9 +140,9 @@ def episodes(y, n_way, per_class, n_query, shape, n_episodes, seed, others=None)
         support, unlabeled, query, query_y = [], [], [], []
         for code, (c, n) in enumerate(zip(chosen, counts, strict=True)):
             order = rng.permutation(rows[c])
-            support.append(order[0])
-            unlabeled.extend(order[1 : 1 + n])
-            picked = order[1 + n : 1 + n + n_query]
+            support.extend(order[:shots])
+            unlabeled.extend(order[shots : shots + n])
+            picked = order[shots + n : shots + n + n_query]
             query.extend(picked)
             query_y.extend([code] * len(picked))
         distractors = []
@@ -142,11 +160,16 @@ def episodes(y, n_way, per_class, n_query, shape, n_episodes, seed, others=None)
         )
 
 
-def accuracy(support, pool, queries, query_y, settings) -> float:
-    """Accuracy of the (refined) prototypes of one episode on its queries."""
-    codes = torch.arange(len(support))
-    sums, totals = class_sums("sqeuclidean", support, codes, len(support))
+def accuracy(support, pool, queries, query_y, settings, shots=1) -> float:
+    """Accuracy of the (refined) prototypes of one episode on its queries;
+    ``settings["held_out"]``: pass the support rows for the held-out check."""
+    n_way = len(support) // shots
+    codes = torch.arange(n_way).repeat_interleave(shots)
+    sums, totals = class_sums("sqeuclidean", support, codes, n_way)
     if settings is not None:
+        settings = dict(settings)
+        if settings.pop("held_out", False):
+            settings["labeled"] = (support, codes, None)
         sums, totals = soft_kmeans(sums, totals, pool, STEPS, **settings)
     predicted = pairwise_distances(queries, as_prototypes(sums, totals)).argmin(1)
     return float((predicted == query_y).double().mean())
@@ -159,16 +182,27 @@ def interval(values) -> dict:
     return {"mean": float(values.mean()), "ci95": float(half), "n": len(values)}
 
 
-def evaluate(embeddings: dict, labels: dict, n_episodes: int, seed: int) -> dict:
-    """Accuracy of every column and ablation in every setting."""
-    columns = {**COLUMNS, **{f"ablation: {k}": v for k, v in ABLATIONS.items()}}
+def evaluate(
+    embeddings: dict,
+    labels: dict,
+    n_episodes: int,
+    seed: int,
+    shots: int = 1,
+    blocks: dict = DATA,
+    shapes: tuple = SHAPES,
+    columns: dict | None = None,
+) -> dict:
+    """Accuracy of every column (default: COLUMNS and ABLATIONS) in every
+    setting of ``blocks`` and ``shapes``."""
+    if columns is None:
+        columns = {**COLUMNS, **{f"ablation: {k}": v for k, v in ABLATIONS.items()}}
     results = {}
-    for data, (encoders, n_way, per_class, n_query) in DATA.items():
+    for data, (encoders, n_way, per_class, n_query) in blocks.items():
         for encoder in encoders:
             Z = torch.as_tensor(embeddings[encoder, data])
             other = "omniglot" if data == "digits" else data
             Z_other = torch.as_tensor(embeddings[encoder, other])
-            for shape in SHAPES:
+            for shape in shapes:
                 scores = {column: [] for column in columns}
                 for support, unlabeled, distractors, query, query_y in episodes(
                     labels[data],
@@ -179,15 +213,16 @@ def evaluate(embeddings: dict, labels: dict, n_episodes: int, seed: int) -> dict
                     n_episodes,
                     seed,
                     others=labels[other],
+                    shots=shots,
                 ):
                     pool = torch.cat([Z[unlabeled], Z_other[distractors]])
                     truth = torch.as_tensor(query_y)
                     for column, settings in columns.items():
                         scores[column].append(
-                            accuracy(Z[support], pool, Z[query], truth, settings)
+                            accuracy(Z[support], pool, Z[query], truth, settings, shots)
                         )
                 base = np.array(scores["labeled"])
-                name = f"{data} {n_way}-way, {encoder}: {shape}"
+                name = f"{data} {n_way}-way {shots}-shot, {encoder}: {shape}"
                 results[name] = {
                     column: {
                         **interval(values),
@@ -207,7 +242,11 @@ def verdict(accuracy: dict, column: str) -> dict:
     """The column's worst paired gain over every setting and its smallest
     gain on balanced pools, against TARGETS."""
     gains = {name: cells[column]["gain"]["mean"] for name, cells in accuracy.items()}
-    balanced = {k: v for k, v in gains.items() if k.endswith(": balanced")}
+    balanced = {
+        k: v
+        for k, v in gains.items()
+        if k.startswith("digits") and k.endswith(": balanced")
+    }
     worst = min(gains, key=gains.get)
     least = min(balanced, key=balanced.get)
     return {
@@ -245,6 +284,11 @@ def report(record: dict) -> str:
         ]
         for column, v in record["verdicts"].items()
     ]
+    held_out = [
+        [name, f"{cells['labeled']['mean']:.2f} ± {cells['labeled']['ci95']:.2f}"]
+        + [_cell(cells[c]["gain"]) for c in HELD_OUT if c != "labeled"]
+        for name, cells in record["held_out"].items()
+    ]
     n = {c["n"] for cells in accuracy.values() for c in cells.values()}
     return "\n".join(
         [
@@ -274,6 +318,19 @@ def report(record: dict) -> str:
             "",
             markdown_table(["setting", *(f"{a}" for a in ABLATIONS)], ablation),
             "",
+            f"Held-out check at {HELD_OUT_SHOTS} shots: accuracy of the labeled "
+            "prototypes, and each refinement's difference to them, with and "
+            "without the check.",
+            "",
+            markdown_table(
+                [
+                    "setting",
+                    "labeled",
+                    *(f"{c} - labeled" for c in HELD_OUT if c != "labeled"),
+                ],
+                held_out,
+            ),
+            "",
             f"Machine: {machine_line(record)}.",
         ]
     )
@@ -298,6 +355,16 @@ def main(argv: list[str] | None = None) -> dict:
                 if (encoder, part) not in embeddings:
                     embeddings[encoder, part] = embed(ENCODERS[encoder], images[part])
     accuracy = evaluate(embeddings, labels, args.episodes, args.seed)
+    held_out = evaluate(
+        embeddings,
+        labels,
+        args.episodes,
+        args.seed,
+        shots=HELD_OUT_SHOTS,
+        blocks=HELD_OUT_DATA,
+        shapes=HELD_OUT_SHAPES,
+        columns=HELD_OUT,
+    )
     record = environment(
         benchmark="semi_supervised",
         seed=args.seed,
@@ -307,6 +374,7 @@ def main(argv: list[str] | None = None) -> dict:
         encoders=ENCODERS,
         targets=TARGETS,
         accuracy=accuracy,
+        held_out=held_out,
         verdicts={
             column: verdict(accuracy, column)
             for column in [*COLUMNS, *(f"ablation: {a}" for a in ABLATIONS)]

@@ -75,6 +75,7 @@ def soft_kmeans(
     coverage: float = COVERAGE,
     coverage_ratio: float = COVERAGE_RATIO,
     per_class: bool = False,
+    labeled: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Refine prototypes with soft k-means over unlabeled embeddings.
 
@@ -133,6 +134,14 @@ def soft_kmeans(
         ``"guarded"``: instead of standing aside as a whole, refine only the
         covered classes and leave the others alone (measured, and not the
         default: see :ref:`semi_supervised`).
+    labeled : (rows, codes, weights) or None, default=None
+        The labeled embeddings behind ``sums, totals``, their class codes
+        and sample weights (None: 1). When every class has two labeled rows
+        or more, a *held-out check* runs first: the labeled rows are split
+        into folds holding one row of each class; for each fold the
+        refinement is run without it, and the refinement stands aside
+        unless it lowers the held-out rows' (weighted) log-loss summed over
+        the folds.
 
     Returns
     -------
@@ -146,18 +155,33 @@ def soft_kmeans(
         )
     if steps == 0 or len(unlabeled) == 0:
         return sums, totals
+    settings = {
+        "metric": metric,
+        "weights": weights,
+        "refinement": refinement,
+        "mask_threshold": mask_threshold,
+        "mask_slope": mask_slope,
+        "reach": reach,
+        "coverage": coverage,
+        "coverage_ratio": coverage_ratio,
+        "per_class": per_class,
+    }
+    if labeled is not None and not _held_out_check(
+        sums, totals, unlabeled, steps, labeled, settings
+    ):
+        return sums, totals
     w = torch.ones_like(unlabeled[:, 0]) if weights is None else weights.to(unlabeled)
-    labeled = _as_prototypes(sums, totals)
+    anchors = _as_prototypes(sums, totals)
     if refinement == "soft_kmeans":
-        mask = w[:, None].expand(-1, len(labeled))
+        mask = w[:, None].expand(-1, len(anchors))
     else:
-        distances = pairwise_distances(unlabeled, labeled, metric)
+        distances = pairwise_distances(unlabeled, anchors, metric)
         if refinement == "masked":
             mask = w[:, None] * _mask(distances, mask_threshold, mask_slope)
         else:
             guard = _guard(
                 _squared(distances, metric),
-                _squared(pairwise_distances(labeled, labeled, metric), metric),
+                _squared(pairwise_distances(anchors, anchors, metric), metric),
                 w,
                 mask_threshold,
                 mask_slope,
@@ -235,3 +259,44 @@ def _guard(
     if covered.sum() < coverage * n_classes:
         return None
     return mask
+
+
+def _held_out_check(sums, totals, unlabeled, steps, labeled, settings) -> bool:
+    """Whether the refinement lowers the log-loss of held-out labeled rows
+    (True when some class has fewer than two rows to hold one out)."""
+    rows, codes, row_weights = labeled
+    if row_weights is None:
+        row_weights = torch.ones_like(rows[:, 0])
+    row_weights = row_weights.to(rows)
+    n_classes = len(sums)
+    counts = torch.bincount(codes[row_weights > 0], minlength=n_classes)
+    if len(counts) > n_classes or int(counts.min()) < 2:
+        return True
+    # Fold of each row: its rank among its class's rows, modulo the fewest.
+    order = torch.argsort(codes, stable=True)
+    rank = torch.empty_like(codes)
+    starts = torch.cumsum(torch.bincount(codes, minlength=n_classes), 0)
+    starts = torch.cat([starts.new_zeros(1), starts[:-1]])
+    rank[order] = torch.arange(len(codes), device=codes.device) - starts[codes[order]]
+    folds = rank % int(counts.min())
+    metric = settings["metric"]
+    plain = refined = 0.0
+    for fold in range(int(counts.min())):
+        held = folds == fold
+        w = row_weights[held]
+        fold_sums = sums.index_add(0, codes[held], -rows[held] * w[:, None])
+        fold_totals = totals.index_add(0, codes[held], -w)
+        if bool((fold_totals <= 0).any()):
+            return True
+        refined_terms = soft_kmeans(
+            fold_sums, fold_totals, unlabeled, steps, **settings
+        )
+        plain += _log_loss(rows[held], codes[held], w, fold_sums, fold_totals, metric)
+        refined += _log_loss(rows[held], codes[held], w, *refined_terms, metric)
+    return refined < plain
+
+
+def _log_loss(rows, codes, w, sums, totals, metric) -> float:
+    logits = -pairwise_distances(rows, _as_prototypes(sums, totals), metric)
+    losses = torch.nn.functional.cross_entropy(logits, codes, reduction="none")
+    return float((losses * w).sum())

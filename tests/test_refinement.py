@@ -198,6 +198,60 @@ def test_classifier_prototypes_are_the_functions(metric, normalization, refineme
     np.testing.assert_allclose(clf.prototypes_, refined.numpy(), rtol=1e-10)
 
 
+def _two_shot(centres, seed=1, spread=3.0):
+    """Two labeled rows of each class, off its centre, and their codes."""
+    rng = np.random.default_rng(seed)
+    codes = torch.arange(len(centres)).repeat_interleave(2)
+    noise = rng.normal(size=(len(codes), centres.shape[1]))
+    rows = centres[codes] + spread * torch.tensor(noise)
+    return rows, codes
+
+
+def test_held_out_check_keeps_a_refinement_that_helps():
+    centres, _, unlabeled, _ = _clusters(seed=3)
+    rows, codes = _two_shot(centres)
+    sums, totals = class_sums("sqeuclidean", rows, codes, len(centres))
+    for refinement in REFINEMENTS:
+        plain = soft_kmeans(sums, totals, unlabeled, 3, refinement=refinement)
+        checked = soft_kmeans(
+            sums,
+            totals,
+            unlabeled,
+            3,
+            refinement=refinement,
+            labeled=(rows, codes, None),
+        )
+        torch.testing.assert_close(checked, plain)
+        assert not torch.equal(checked[0], sums)
+
+
+def test_held_out_check_stands_aside_when_the_refinement_hurts():
+    # Plain soft k-means with rows of one class only drags every prototype
+    # towards it: the held-out rows of the other classes say so.
+    centres, _, unlabeled, codes_u = _clusters(seed=3, per_class=30)
+    rows, codes = _two_shot(centres)
+    sums, totals = class_sums("sqeuclidean", rows, codes, len(centres))
+    pool = unlabeled[codes_u == 0]
+    kwargs = {"refinement": "soft_kmeans"}
+    assert not torch.equal(soft_kmeans(sums, totals, pool, 3, **kwargs)[0], sums)
+    same = soft_kmeans(sums, totals, pool, 3, labeled=(rows, codes, None), **kwargs)
+    assert same[0] is sums and same[1] is totals
+
+
+def test_held_out_check_needs_two_rows_of_every_class():
+    """With one labeled row of some class there is nothing to hold out: the
+    refinement runs as without the check."""
+    centres, labeled, unlabeled, codes_u = _clusters(per_class=30)
+    pool = unlabeled[codes_u == 0]
+    codes = torch.arange(len(centres))
+    sums, totals = class_sums("sqeuclidean", labeled, codes, len(centres))
+    kwargs = {"refinement": "soft_kmeans"}
+    torch.testing.assert_close(
+        soft_kmeans(sums, totals, pool, 3, labeled=(labeled, codes, None), **kwargs),
+        soft_kmeans(sums, totals, pool, 3, **kwargs),
+    )
+
+
 def test_unknown_refinement_names_the_choices():
     sums, totals = class_sums(
         "sqeuclidean", torch.tensor([[0.0], [4.0]]), torch.tensor([0, 1]), 2
@@ -265,6 +319,16 @@ def test_semi_supervised_benchmark_runs_end_to_end(tmp_path, monkeypatch):
                     size=(len(labels[part]), 8)
                 )
     accuracy = semi_supervised.evaluate(embeddings, labels, n_episodes=3, seed=0)
+    held_out = semi_supervised.evaluate(
+        embeddings,
+        labels,
+        n_episodes=3,
+        seed=0,
+        shots=semi_supervised.HELD_OUT_SHOTS,
+        blocks=semi_supervised.HELD_OUT_DATA,
+        shapes=semi_supervised.HELD_OUT_SHAPES,
+        columns=semi_supervised.HELD_OUT,
+    )
     assert len(accuracy) == sum(
         len(encoders) for encoders, *_ in semi_supervised.DATA.values()
     ) * len(semi_supervised.SHAPES)
@@ -272,10 +336,12 @@ def test_semi_supervised_benchmark_runs_end_to_end(tmp_path, monkeypatch):
     assert verdict["worst_setting"] in accuracy
     record = {
         "accuracy": accuracy,
+        "held_out": held_out,
         "steps": semi_supervised.STEPS,
         "verdicts": {"guarded": verdict},
         "versions": {"torch": torch.__version__},
         "machine": {"processor": "x", "cpu_count": 1, "torch_threads": 1},
     }
     markdown = semi_supervised.report(record)
-    assert markdown.count("| digits 10-way, paper: classes missing |") == 2
+    assert markdown.count("| digits 10-way 1-shot, paper: classes missing |") == 2
+    assert markdown.count("| digits 10-way 2-shot, robust: skewed |") == 1
