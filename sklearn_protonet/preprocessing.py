@@ -599,6 +599,14 @@ def _read_file(path, size, color_mode, max_pixels, input_range) -> np.ndarray:
                 return _convert(
                     ImageOps.exif_transpose(image), size, color_mode, input_range
                 )
+    except Image.DecompressionBombError as error:
+        # Pillow refuses, as it opens it, an image of more than twice its
+        # MAX_IMAGE_PIXELS: the max_pixels refusal, naming the file.
+        raise ValueError(
+            f"The image file {str(path)!r} is too large to decode safely "
+            f"({error}); max_pixels={max_pixels}. If the image is genuine, raise "
+            "PIL.Image.MAX_IMAGE_PIXELS and max_pixels."
+        ) from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ValueError(
             f"Cannot read the image file {str(path)!r}: {error}. Check that it is "

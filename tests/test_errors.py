@@ -26,7 +26,12 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 
-from sklearn_protonet import ClassSplit, EpisodicTrainer, PrototypicalClassifier
+from sklearn_protonet import (
+    ClassSplit,
+    EpisodicTrainer,
+    PrototypicalClassifier,
+    persistence,
+)
 from sklearn_protonet.datasets import load_image_folder
 from sklearn_protonet.model_selection import EpisodicSplit
 from sklearn_protonet.modules import MLP, Conv4
@@ -180,6 +185,30 @@ def _spec_with(**config) -> str:
     spec["config"] = {"in_features": 6, "hidden_sizes": [4], "out_features": 3,
                       "dropout": 0.0, **config}  # fmt: skip
     return json.dumps(spec)
+
+
+def _hostile_skops(case_id: str) -> Path:
+    """One crafted skops file of ``tests/test_safe_skops.py``."""
+    from .test_safe_skops import hostile_files, write_valid
+
+    folder = Path(tempfile.mkdtemp())
+    return hostile_files(write_valid(folder), folder, only=(case_id,))[0][1]
+
+
+def _bomb_png() -> str:
+    """A PNG whose header claims 40000x40000 pixels (a 57-byte file)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", 40_000, 40_000, 1, 0, 0, 0, 0)
+    path = Path(tempfile.mkdtemp()) / "bomb.png"
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    path.write_bytes(png)
+    return str(path)
 
 
 def _download_error_page():
@@ -777,6 +806,84 @@ ERROR_CASES: list[ErrorCase] = [
         ValueError,
         r"is a damaged encoder file: field 'module': an encoder file needs a module",
         "Do not load the file: it was altered. Save the encoder again.",
+    ),
+    ErrorCase(
+        "file-labels-after-cast",
+        "A classifier file whose labels merge once cast to their dtype "
+        "(``[0, 1, 1.0]`` as float)",
+        lambda: load_classifier(
+            _tampered(
+                "classifier", classes='{"dtype": "<f8", "values": [0, 1, 1.0, 3]}'
+            )
+        ),
+        ValueError,
+        r"is a damaged classifier file: field 'classes.values': labels repeat",
+        "Do not load the file: it was altered. Save the classifier again.",
+    ),
+    *[
+        ErrorCase(
+            f"skops-{case_id}",
+            case,
+            lambda case_id=case_id: persistence.load(_hostile_skops(case_id)),
+            ValueError,
+            match,
+            "Do not load the file: it was altered. Save the estimator again with "
+            "``persistence.dump``.",
+        )
+        for case_id, case, match in [
+            (
+                "schema-inflates-to-256-mib",
+                "A skops file whose members inflate far beyond its size",
+                r"is a damaged skops file: field 'schema.json': the archive's members "
+                r"inflate to .* bytes or more, over the .* bytes allowed",
+            ),
+            (
+                "npy-header-declares-30-gib",
+                "A skops file whose array header declares more than it holds",
+                r"is a damaged skops file: field '.*\.npy': the header declares "
+                r"shape \(4000000000,\) of float64 \(32000000000 bytes\), but .* "
+                r"bytes follow it",
+            ),
+            (
+                "schema-nested-100000-deep",
+                "A skops file whose schema nests 100,000 levels deep",
+                r"is a damaged skops file: field 'schema.json': nested .* levels "
+                r"deep, more than 64",
+            ),
+            (
+                "negative-temperature",
+                "A skops file of a classifier with ``temperature=-1``",
+                r"is a damaged skops file: field 'estimator.temperature': The "
+                r"'temperature' parameter of PrototypicalClassifier must be a float "
+                r"in the range \(0.0, inf\)",
+            ),
+            (
+                "encoder-is-42",
+                "A skops file of a classifier whose ``encoder_`` is a number",
+                r"is a damaged skops file: field 'estimator.encoder_': must be None "
+                r"or a fitted scikit-learn transformer, got int 42",
+            ),
+        ]
+    ],
+    ErrorCase(
+        "save-to-missing-folder",
+        "Saving a model into a folder that does not exist",
+        lambda: persistence.save_encoder(
+            MLP(in_features=6), Path(tempfile.mkdtemp()) / "missing" / "model.st"
+        ),
+        FileNotFoundError,
+        r"No such file or directory: '.*/missing/model\.st'",
+        "Create the folder first; the error names the file you asked for.",
+    ),
+    ErrorCase(
+        "image-decompression-bomb",
+        "An image of 40000x40000 pixels (a decompression bomb)",
+        lambda: ImageReader().transform([_bomb_png()]),
+        ValueError,
+        r"The image file '.*bomb\.png' is too large to decode safely \(Image size "
+        r"\(1600000000 pixels\) exceeds limit",
+        "Do not read it; if the image is genuine, raise "
+        "``PIL.Image.MAX_IMAGE_PIXELS`` and ``max_pixels``.",
     ),
     ErrorCase(
         "download-checksum",

@@ -177,13 +177,17 @@ def _reference_dag(levels: int) -> dict:
     return {**node, "protocol": 2}
 
 
-def hostile_files(valid: dict[str, Path], folder: Path) -> list[tuple[str, Path, str]]:
-    """(id, file, field named in the message) for every crafted skops file."""
+def hostile_files(
+    valid: dict[str, Path], folder: Path, only: tuple[str, ...] | None = None
+) -> list[tuple[str, Path, str]]:
+    """(id, file, field named in the message) for every crafted skops file
+    (or the ``only`` ones)."""
     identity, pipeline = valid["identity"], valid["pipeline"]
     cases = []
 
     def add(case_id, field, make):
-        cases.append((case_id, make(folder / f"{case_id}.skops"), field))
+        if only is None or case_id in only:
+            cases.append((case_id, make(folder / f"{case_id}.skops"), field))
 
     schema_text = members(identity)["schema.json"]
     # -- sizes: nothing inflated before it is counted -----------------------
