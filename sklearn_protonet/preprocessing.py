@@ -187,11 +187,11 @@ class ImageReader(TransformerMixin, BaseEstimator):
         Size, channels, value range and polarity come from the contract; when
         it states a uniform background (``background="uniform"``) and full
         contrast (``contrast="full"``), as the shipped encoders' do, the
-        reader also denoises (``denoise=3``), subtracts an uneven background
-        (``background="uneven"``) and stretches the contrast
-        (``contrast=99.5``), so that photographed or scanned symbols look
-        like the encoder's training images. Pass any of them as ``None`` to
-        turn that step off.
+        reader also denoises noisy images (``denoise=3``), subtracts an
+        uneven background (``background="uneven"``) and stretches the
+        contrast (``contrast=99.5``), so that photographed or scanned symbols
+        look like the encoder's training images. Pass any of them as ``None``
+        to turn that step off.
 
         Parameters
         ----------
@@ -209,7 +209,8 @@ class ImageReader(TransformerMixin, BaseEstimator):
         >>> from sklearn_protonet.pretrained import load_pretrained
         >>> from sklearn_protonet.preprocessing import ImageReader
         >>> ImageReader.from_encoder(load_pretrained())
-        ImageReader(polarity='light-on-dark', size=(28, 28))
+        ImageReader(background='uneven', contrast=99.5, denoise=3,
+                    polarity='light-on-dark', size=(28, 28))
         """
         contract = get_input_contract(encoder)
         if contract is None:
