@@ -1,0 +1,48 @@
+"""benchmarks/real_conditions.py: its photographs and its tables."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+real_conditions = pytest.importorskip("real_conditions")  # benchmarks/
+
+
+def test_photographs_are_seeded_and_distinct_classes():
+    classes = real_conditions.symbol_classes(limit=30)
+    assert len({char for char, _ in classes}) == 30
+    assert all(real_conditions.FONTS[0] in faces for _, faces in classes)
+    char, faces = classes[5]
+    first = real_conditions.degrade(char, faces, np.random.default_rng((0, 5, 1)))
+    again = real_conditions.degrade(char, faces, np.random.default_rng((0, 5, 1)))
+    other = real_conditions.degrade(char, faces, np.random.default_rng((0, 5, 2)))
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == (64, 64) and first.dtype == np.uint8
+    assert not np.array_equal(first, other)
+    # Dark ink on lighter paper, never pure white paper or black ink only.
+    assert np.median(first) > np.percentile(first, 1) + 20
+
+
+@pytest.mark.slow
+def test_benchmark_writes_its_tables(tmp_path):
+    record = real_conditions.main(
+        [
+            "--classes=24",
+            "--episodes=2",
+            "--adapted-episodes=2",
+            "--omniglot-episodes=0",
+            "--shots",
+            "1",
+            f"--output-dir={tmp_path}",
+        ]
+    )
+    rows = {**real_conditions.ROWS, **real_conditions.STEPS}
+    assert set(record["accuracy"]["1"]) == set(rows)
+    assert all(cell["n"] == 2 for cell in record["accuracy"]["1"].values())
+    markdown = (tmp_path / "real_conditions.md").read_text()
+    assert "normalised pixels" in markdown and "What each step" in markdown
+    assert (
+        json.loads((tmp_path / "real_conditions.json").read_text())["n_classes"] == 24
+    )
