@@ -469,6 +469,10 @@ _write_if_changed(
     GENERATED / "zero_shot.rst",
     _benchmark_tables("zero_shot", "python benchmarks/zero_shot.py"),
 )
+_write_if_changed(
+    GENERATED / "onnx_serving.rst",
+    _benchmark_tables("onnx_serving", "python benchmarks/onnx_serving.py"),
+)
 # Issue 14: semi-supervised prototypes and open-set rejection.
 for _name in ("semi_supervised", "open_set"):
     _write_if_changed(
