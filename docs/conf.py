@@ -7,6 +7,7 @@ The Omniglot example reads the data home from ``SKLEARN_PROTONET_DATA``.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -15,6 +16,8 @@ import warnings
 from pathlib import Path
 
 import matplotlib
+from sphinx import addnodes
+from sphinx.ext import autosummary as _autosummary
 
 matplotlib.use("Agg")  # before anything imports pyplot
 
@@ -112,6 +115,57 @@ numpydoc_xref_ignore = {
 }
 
 
+# Autosummary's one-line summaries end at the first ". "; "eq." (as in
+# "(eq. 1 and 2 of the paper)") abbreviates, it does not end the sentence.
+_autosummary.WELL_KNOWN_ABBREVIATIONS = (
+    *_autosummary.WELL_KNOWN_ABBREVIATIONS,
+    "eq.",
+    "Eq.",
+)
+
+
+def _defining_module(modname: str, fullname: str) -> str | None:
+    """The module that defines ``modname.fullname`` (``ClassSplit``, shown
+    as ``sklearn_protonet.ClassSplit``, lives in ``sklearn_protonet.episodes``)."""
+    try:
+        obj = importlib.import_module(modname)
+        for part in fullname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return None
+    return getattr(obj, "__module__", None)
+
+
+def _canonical_anchors(app, doctree):
+    """Give each documented object an anchor under its defining module.
+
+    The "[docs]" back-links of the highlighted source pages (viewcode) are
+    ``#<module>.<name>``, but viewcode keeps one module name per source file,
+    the documented one of whichever object it met first: with
+    ``sklearn_protonet.ClassSplit`` and ``sklearn_protonet.episodes.EpisodeSampler``
+    both from episodes.py, one of them pointed to an anchor that did not
+    exist. With this anchor on every object and :func:`_viewcode_refnames`,
+    every back-link names the defining module and finds its anchor.
+    """
+    for signature in doctree.findall(addnodes.desc_signature):
+        modname, fullname = signature.get("module"), signature.get("fullname")
+        if not modname or not fullname:
+            continue
+        defining = _defining_module(modname, fullname)
+        anchor = f"{defining}.{fullname}"
+        if defining and defining != modname and anchor not in signature["ids"]:
+            signature["ids"].append(anchor)
+
+
+def _viewcode_refnames(app, *args):
+    """Back-links of each source page name its own module (see above)."""
+    modules = getattr(app.env, "_viewcode_modules", {})
+    for modname, entry in modules.items():
+        if isinstance(entry, tuple) and len(entry) == 4:
+            modules[modname] = (*entry[:3], modname)
+    return []
+
+
 def _escape_trailing_underscores(app, what, name, obj, options, lines):
     """Shape strings such as ``(n_features_in_,)`` in docstrings are plain
     text, but reStructuredText reads ``n_features_in_`` as a link to a target
@@ -153,6 +207,9 @@ def _placeholder_figures(app):
 
 def setup(app):
     app.connect("autodoc-process-docstring", _escape_trailing_underscores)
+    app.connect("doctree-read", _canonical_anchors)
+    # Before viewcode writes the source pages (its handler has priority 500).
+    app.connect("html-collect-pages", _viewcode_refnames, priority=400)
     # After sphinx-gallery's own builder-inited step, which reads plot_gallery.
     app.connect("builder-inited", _placeholder_figures, priority=900)
 
@@ -206,6 +263,9 @@ html_theme_options = {
     "footer_end": ["sphinx-version", "theme-version"],
 }
 html_sidebars = {
+    # The API pages: the names in api.rst's groups, not one flat list.
+    "api": ["api-sidebar.html"],
+    "generated/*": ["api-sidebar.html"],
     "index": [],
     "install": [],
     "reproduce": [],
@@ -216,6 +276,31 @@ html_sidebars = {
     "contributing": [],
 }
 html_show_sourcelink = True
+
+
+def _api_groups() -> list[tuple[str, list[tuple[str, str]]]]:
+    """api.rst's sections and the names of their autosummary tables:
+    ``[(section, [(name, page), ...]), ...]`` for the API sidebar."""
+    groups: list[tuple[str, list[tuple[str, str]]]] = []
+    lines = (DOCS / "api.rst").read_text(encoding="utf-8").splitlines()
+    in_table = False
+    for line, below in zip(lines, [*lines[1:], ""], strict=True):
+        if below and set(below) == {"="} and line.strip() and len(below) >= len(line):
+            if line != "API reference":
+                groups.append((line, []))
+            in_table = False
+        elif line.startswith(".. autosummary::"):
+            in_table = True
+        elif in_table and line.startswith("   ") and not line.strip().startswith(":"):
+            name = line.strip()
+            if groups and name:
+                groups[-1][1].append((name, f"generated/sklearn_protonet.{name}"))
+        elif in_table and line and not line.startswith(" "):
+            in_table = False
+    return [(title, names) for title, names in groups if names]
+
+
+html_context = {"api_groups": _api_groups()}
 
 
 # -- Pages generated from the package and the benchmark results --------------
@@ -443,6 +528,10 @@ _write_if_changed(
         "cross_domain_ablation",
         "python benchmarks/cross_domain.py --ablation --episodes 40",
     ),
+)
+_write_if_changed(
+    GENERATED / "real_conditions.rst",
+    _benchmark_tables("real_conditions", "python benchmarks/real_conditions.py"),
 )
 _write_if_changed(
     GENERATED / "time_to_accuracy.rst",
