@@ -335,6 +335,11 @@ def test_load_image_folder_normalises_like_the_reader(tmp_path):
     )
     np.testing.assert_array_equal(bunch.images, reader.transform(bunch.filenames))
     assert "background='uneven'" in bunch.DESCR and bunch.images.max() == 1.0
+    from_reader = load_image_folder(tmp_path, reader=reader)
+    np.testing.assert_array_equal(from_reader.images, bunch.images)
+    assert not hasattr(reader, "n_features_in_")  # a clone read them
+    with pytest.raises(ValueError, match=r"not both: got a reader and \['size'\]"):
+        load_image_folder(tmp_path, size=28, reader=reader)
 
 
 # -- a transformer like any other --------------------------------------------

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.utils import Bunch
 
 from ..preprocessing import ImageReader
@@ -29,9 +30,7 @@ _DESCR = """Image folder
 ------------
 Images read from {path}: {n_images} images in {n_classes} classes, one
 sub-folder per class (the layout of torchvision's ImageFolder and Keras's
-image_dataset_from_directory). Read by ImageReader(size={size!r},
-color_mode={color_mode!r}, value_range={value_range!r}, polarity={polarity!r},
-denoise={denoise!r}, background={background!r}, contrast={contrast!r}).
+image_dataset_from_directory). Read by {reader}.
 """
 
 
@@ -49,6 +48,7 @@ def load_image_folder(
     max_images: int = 100_000,
     max_pixels: int = 50_000_000,
     n_jobs: int | None = None,
+    reader: ImageReader | None = None,
     return_X_y: bool = False,
 ):
     """Load images stored as ``path/<class name>/<image file>``.
@@ -66,11 +66,16 @@ def load_image_folder(
         How each image is brought to an encoder's expectation of background
         and contrast (photographs and scans: grey or shaded paper, faint ink,
         noise): see :class:`~sklearn_protonet.preprocessing.ImageReader`;
-        ``ImageReader.from_encoder(encoder).get_params()`` holds the values
-        an encoder's input contract asks for. ``None`` (default) leaves the
-        images as read.
+        ``ImageReader.from_encoder(encoder)`` holds the values an encoder's
+        input contract asks for (or pass it as ``reader``). ``None``
+        (default) leaves the images as read.
     extensions : tuple of str, default=IMAGE_EXTENSIONS
         File name endings (case-insensitive) read as images.
+    reader : ImageReader or None, default=None
+        Read the files with (a clone of) this reader instead, e.g.
+        ``ImageReader.from_encoder(encoder)`` for the images an encoder's
+        input contract asks for; the reading parameters above must then be
+        left at their defaults (set them on the reader).
     max_images : int, default=100_000
         Refuse folders with more images than this, before reading any: a
         few-shot support set is small, and the images are held in memory.
@@ -106,11 +111,8 @@ def load_image_folder(
 
     >>> from sklearn_protonet.preprocessing import ImageReader
     >>> from sklearn_protonet.pretrained import load_pretrained
-    >>> settings = ImageReader.from_encoder(load_pretrained()).get_params()
-    >>> keys = ("size", "polarity", "denoise", "background", "contrast")
-    >>> bunch = load_image_folder(  # doctest: +SKIP
-    ...     "my_photos", **{key: settings[key] for key in keys}
-    ... )
+    >>> reader = ImageReader.from_encoder(load_pretrained("omniglot-conv4-robust"))
+    >>> bunch = load_image_folder("my_photos", reader=reader)  # doctest: +SKIP
     """
     root = Path(path)
     if not root.is_dir():
@@ -151,17 +153,29 @@ def load_image_folder(
             f"{[d.name for d in class_dirs]}; few-shot classification needs at "
             "least 2, each a sub-folder of images named after its class."
         )
-    reader = ImageReader(
-        size=size,
-        color_mode=color_mode,
-        value_range=value_range,
-        polarity=polarity,
-        denoise=denoise,
-        background=background,
-        contrast=contrast,
-        max_pixels=max_pixels,
-        n_jobs=n_jobs,
-    )
+    settings = {
+        "size": size,
+        "color_mode": color_mode,
+        "value_range": value_range,
+        "polarity": polarity,
+        "denoise": denoise,
+        "background": background,
+        "contrast": contrast,
+        "max_pixels": max_pixels,
+        "n_jobs": n_jobs,
+    }
+    if reader is None:
+        reader = ImageReader(**settings)
+    else:
+        defaults = ImageReader().get_params()
+        changed = [name for name, value in settings.items() if value != defaults[name]]
+        if changed:
+            raise ValueError(
+                f"Pass either reader or reading parameters, not both: got a reader "
+                f"and {changed}; set them on the reader instead, e.g. "
+                "ImageReader.from_encoder(encoder, n_jobs=4)."
+            )
+        reader = clone(reader)
     images = reader.fit_transform(filenames)
     data = images.reshape(len(images), -1)
     target = np.asarray(target)
@@ -177,12 +191,6 @@ def load_image_folder(
             path=str(root),
             n_images=len(filenames),
             n_classes=len(class_dirs),
-            size=size,
-            color_mode=color_mode,
-            value_range=tuple(value_range),
-            polarity=polarity,
-            denoise=denoise,
-            background=background,
-            contrast=contrast,
+            reader=" ".join(repr(reader).split()),
         ),
     )
