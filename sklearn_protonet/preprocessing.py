@@ -673,9 +673,10 @@ def _check_pixels(array: np.ndarray, input_range) -> None:
         low, high = input_range
         if array.min() < low or array.max() > high:
             raise ValueError(
-                f"Float images must hold values in [{low:g}, {high:g}] "
-                f"(input_range), got [{array.min():g}, {array.max():g}]; rescale "
-                "them (e.g. divide by 255) or set input_range, e.g. (0, 255)."
+                f"Float images must hold values in [{low:g}, {high:g}], got "
+                f"[{array.min():g}, {array.max():g}]; rescale them (e.g. divide "
+                "by 255), or set input_range to their range (e.g. (0, 255); "
+                "None takes them as they are)."
             )
     elif array.dtype.kind != "b":
         raise ValueError(
