@@ -164,6 +164,21 @@ def _read_member(fail, archive, info, prefix: str, keep: bool) -> bytes:
     """A member's bytes (``keep``) or its first bytes, read through a
     reader that counts what it inflates: never more than the declared size."""
     name = prefix + info.filename
+    if info.compress_type == zipfile.ZIP_STORED:
+        # Stored bytes inflate to themselves: only the head is needed (the
+        # rest is read, and its CRC-32 checked, when skops reads it).
+        if info.compress_size != info.file_size:
+            raise fail(
+                name,
+                f"a stored member of {info.compress_size} bytes declares "
+                f"{info.file_size}",
+            )
+        if not keep:
+            try:
+                with archive.open(info) as handle:
+                    return handle.read(_NPY_HEAD)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+                raise fail(name, f"unreadable member ({error})") from None
     chunks, total, kept = [], 0, 0
     try:
         with archive.open(info) as handle:

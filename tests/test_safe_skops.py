@@ -209,6 +209,10 @@ def hostile_files(
     add("npy-inflates-to-800-mib", prototypes, lambda out: write_zip(
         out, {**members(identity), prototypes: _stream(header, 800 * MIB, b"\0")},
         deflated={prototypes}))  # fmt: skip
+    add("stored-npy-declares-1-gib", prototypes, lambda out: forge_size(
+        write_zip(out, members(identity)), prototypes, 1 << 30))  # fmt: skip
+    add("stored-npy-lies-about-its-size", prototypes, lambda out: forge_size(
+        write_zip(out, members(identity)), prototypes, 100))  # fmt: skip
     big_header = _npy(np.zeros((3, 6)))
     big_header = big_header.replace(b"(3, 6)", b"(4000000000,)".ljust(6))
     add("npy-header-declares-30-gib", prototypes, lambda out: write_zip(
@@ -361,6 +365,7 @@ def test_hostile_files_are_refused_naming_file_and_field(hostile):
 JUNK = [None, -1, 0, 1e308, float("nan"), "x", [], {}, [[1]], {"a": 1}, True]
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.InconsistentVersionWarning")
 @pytest.mark.parametrize("name", ["identity", "pipeline"])
 def test_any_junk_in_any_node_is_a_value_error(name, valid, tmp_path):
     """Replace each node of a valid schema (its content, or the node itself)
