@@ -269,16 +269,20 @@ def _held_out_check(sums, totals, unlabeled, steps, labeled, settings) -> bool:
         row_weights = torch.ones_like(rows[:, 0])
     row_weights = row_weights.to(rows)
     n_classes = len(sums)
-    counts = torch.bincount(codes[row_weights > 0], minlength=n_classes)
+    positive = row_weights > 0
+    counts = torch.bincount(codes[positive], minlength=n_classes)
     if len(counts) > n_classes or int(counts.min()) < 2:
         return True
-    # Fold of each row: its rank among its class's rows, modulo the fewest.
-    order = torch.argsort(codes, stable=True)
-    rank = torch.empty_like(codes)
-    starts = torch.cumsum(torch.bincount(codes, minlength=n_classes), 0)
-    starts = torch.cat([starts.new_zeros(1), starts[:-1]])
-    rank[order] = torch.arange(len(codes), device=codes.device) - starts[codes[order]]
-    folds = rank % int(counts.min())
+    # Fold of each row of positive weight: its rank among its class's such
+    # rows, modulo the fewest (every fold holds one row of each class out);
+    # rows of weight 0 count nowhere and are never held out.
+    kept = codes[positive]
+    order = torch.argsort(kept, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(kept)
+    rank[order] = torch.arange(len(kept), device=kept.device) - starts[kept[order]]
+    folds = torch.full_like(codes, -1)
+    folds[positive] = rank % int(counts.min())
     metric = settings["metric"]
     plain = refined = 0.0
     for fold in range(int(counts.min())):

@@ -238,6 +238,31 @@ def test_held_out_check_stands_aside_when_the_refinement_hurts():
     assert same[0] is sums and same[1] is totals
 
 
+@pytest.mark.parametrize("pool_classes", [1, 5])
+def test_held_out_check_ignores_labeled_rows_of_weight_zero(pool_classes):
+    centres, _, unlabeled, codes_u = _clusters(seed=3, per_class=30)
+    rows, codes = _two_shot(centres)
+    pool = unlabeled[codes_u < pool_classes]
+    sums, totals = class_sums("sqeuclidean", rows, codes, len(centres))
+    # A far-off row of class 0 with weight 0, first of its class.
+    extra_rows = torch.cat([rows[:1] + 50.0, rows])
+    extra_codes = torch.cat([codes[:1], codes])
+    weights = torch.cat([torch.zeros(1), torch.ones(len(rows))]).double()
+    for refinement in REFINEMENTS:
+        kwargs = {"refinement": refinement}
+        torch.testing.assert_close(
+            soft_kmeans(
+                sums,
+                totals,
+                pool,
+                3,
+                labeled=(extra_rows, extra_codes, weights),
+                **kwargs,
+            ),
+            soft_kmeans(sums, totals, pool, 3, labeled=(rows, codes, None), **kwargs),
+        )
+
+
 def test_held_out_check_needs_two_rows_of_every_class():
     """With one labeled row of some class there is nothing to hold out: the
     refinement runs as without the check."""
