@@ -1,21 +1,30 @@
 """skorch callbacks for episodic meta-training: accuracy, divergence,
-schedules, episode counts."""
+schedules, episode counts, checkpoints written all or nothing."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import hashlib
+import json
 import math
+import os
+import pickle
 import warnings
 from collections import deque
 from functools import partial
 from numbers import Integral, Real
 
 import torch
-from skorch.callbacks import Callback, LRScheduler
+from skorch.callbacks import Callback, Checkpoint, LRScheduler
+from skorch.callbacks.training import _check_f_arguments
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from ._io import atomic_writer
 from .distances import episode_logits
 
 __all__ = [
+    "AtomicCheckpoint",
     "DivergenceCheck",
     "EpisodeAccuracy",
     "EpisodeLRScheduler",
@@ -279,3 +288,151 @@ def _first_train_loss(history) -> float:
             if "train_loss" in batch:
                 return float(batch["train_loss"])
     raise ValueError("The history holds no training episode yet.")
+
+
+class AtomicCheckpoint(Checkpoint):
+    """skorch's ``Checkpoint``, each checkpoint written all or nothing.
+
+    skorch writes a checkpoint's files (``params.pt``, ``optimizer.pt``,
+    ``criterion.pt``, ``history.json``) one after the other, in place: a
+    process killed meanwhile (``SIGTERM``, ``SIGKILL``, a node preempted)
+    leaves a truncated file, or files of two different epochs, and
+    ``LoadInitState`` then fails deep in torch's unpickler, or resumes from
+    a mix. This subclass takes the same parameters and writes
+
+    1. every file of the new checkpoint beside the committed ones, as
+       ``<name>.next`` (each through a temporary file renamed when complete);
+    2. the manifest ``<fn_prefix>checkpoint.json``, listing each file's name,
+       size and SHA-256, atomically: this is the commit;
+    3. each ``<name>.next`` renamed over ``<name>``.
+
+    Loading (``LoadInitState(checkpoint)`` or
+    ``trainer.load_params(checkpoint=checkpoint)`` on an
+    :class:`~sklearn_protonet.EpisodicTrainer`) reads the manifest first: a
+    process killed before step 2 leaves the previous checkpoint in force, one
+    killed during step 3 is completed from the ``.next`` files, so a resume
+    always continues from the last committed epoch. A file that matches
+    neither (altered or deleted by hand) is a ``ValueError`` naming it.
+
+    Unlike skorch's ``Checkpoint``, which reports a failed save through its
+    ``sink`` and trains on, a save that fails (a full disk) raises: a run
+    believed to be checkpointed must be.
+
+    Parameters are those of ``skorch.callbacks.Checkpoint``; ``f_*`` must be
+    file names (in ``dirname``), not open files.
+    """
+
+    @property
+    def manifest_(self) -> str:
+        """Path of the manifest that commits a checkpoint."""
+        return os.path.join(self.dirname, self.fn_prefix + "checkpoint.json")
+
+    def _targets(self, net) -> dict[str, str]:
+        """The files of a checkpoint now: skorch's ``f_*`` name to its path."""
+        module_files, other_files = _check_f_arguments(
+            type(self).__name__, **self._f_kwargs()
+        )
+        targets = {}
+        for key, value in module_files.items():
+            name = "f_params" if key == "module_" else "f_" + key[:-1]
+            targets[name] = self._format_target(net, value, -1)
+        if other_files.get("f_history") is not None:
+            targets["f_history"] = self.f_history_
+        if other_files.get("f_pickle"):
+            targets["f_pickle"] = self._format_target(net, other_files["f_pickle"], -1)
+        for name, target in targets.items():
+            if not isinstance(target, (str, os.PathLike)):
+                raise TypeError(
+                    f"AtomicCheckpoint writes files by name: {name} must be a "
+                    f"file name, got {type(target).__name__}."
+                )
+        return targets
+
+    def save_model(self, net):
+        """Write the checkpoint's files, then commit them with the manifest."""
+        targets = self._targets(net)
+        written = [path + ".next" for path in targets.values()] + [self.manifest_]
+        for path in written:  # temporary files of a writer killed last time
+            folder, name = os.path.split(path)
+            for stale in glob.glob(
+                os.path.join(glob.escape(folder or "."), f".{glob.escape(name)}.*.part")
+            ):
+                with contextlib.suppress(OSError):
+                    os.unlink(stale)
+        for name, path in targets.items():  # 1. stage
+            staged = path + ".next"
+            if name == "f_pickle":
+                with atomic_writer(staged) as handle:
+                    pickle.dump(net, handle)
+            else:
+                net.save_params(**{name: staged}, use_safetensors=self.use_safetensors)
+        entries = {
+            name: {"file": os.path.basename(path), **_digest(path + ".next")}
+            for name, path in targets.items()
+        }
+        manifest = json.dumps({"format": 1, "files": entries}, indent=1)
+        with atomic_writer(self.manifest_) as handle:  # 2. commit
+            handle.write(manifest.encode())
+        for path in targets.values():  # 3. put in place
+            os.replace(path + ".next", path)
+
+    def committed_files(self) -> dict[str, str] | None:
+        """The committed checkpoint's files (``f_*`` name to path), each
+        checked against the manifest; ``None`` without a manifest.
+
+        Files a killed process left as ``.next`` after committing are put in
+        place here.
+
+        Raises
+        ------
+        ValueError
+            If a file matches the manifest neither under its name nor as
+            ``.next``, or the manifest is unreadable; the message names the
+            file.
+        """
+        try:
+            with open(self.manifest_, "rb") as handle:
+                manifest = json.loads(handle.read())
+            entries = manifest["files"]
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"The checkpoint manifest {self.manifest_} is unreadable "
+                f"({type(error).__name__}: {error}): it was altered after it "
+                "was written. Delete the checkpoint folder's files to start "
+                "afresh."
+            ) from error
+        files = {}
+        for name, entry in entries.items():
+            path = os.path.join(self.dirname, entry["file"])
+            expected = {"size": entry["size"], "sha256": entry["sha256"]}
+            if _digest(path) != expected:
+                staged = path + ".next"
+                if _digest(staged) != expected:
+                    raise ValueError(
+                        f"The checkpoint in {self.dirname or '.'} is incomplete: "
+                        f"{path} is not the file its manifest {self.manifest_} "
+                        f"lists ({expected['size']} bytes, SHA-256 "
+                        f"{expected['sha256'][:12]}...), and no complete "
+                        f"{os.path.basename(staged)} is there either. It was "
+                        "changed or deleted after the checkpoint was written; "
+                        "restore it, or delete the checkpoint's files to start "
+                        "afresh."
+                    )
+                os.replace(staged, path)  # committed, then killed: finish
+            files[name] = path
+        return files
+
+
+def _digest(path: str) -> dict | None:
+    """A file's size and SHA-256, or None if it does not exist."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+            size = handle.tell()
+    except FileNotFoundError:
+        return None
+    return {"size": size, "sha256": digest.hexdigest()}

@@ -11,6 +11,8 @@ learning-rate schedules) is plain skorch.
 
 from __future__ import annotations
 
+import json
+import os
 from contextlib import nullcontext
 from numbers import Integral, Real
 
@@ -54,6 +56,7 @@ from ._encoders import (
     module_device,
 )
 from ._inputs import as_tensor, check_samples
+from ._io import atomic_writer
 from ._numerics import check_finite_loss, check_finite_weights
 from ._rng import seeded_global, training_generators, uses_global_rng
 from ._sklearn_contract import check_encoder_input, record_input, sklearn_signature
@@ -514,6 +517,136 @@ default="sqeuclidean"
         batch = len(self.history[-1, "batches"]) if epoch else 0
         check_finite_loss(loss, epoch, batch, self.lr)
         return loss
+
+    # -- checkpoints ----------------------------------------------------------
+
+    def save_params(
+        self,
+        f_params=None,
+        f_optimizer=None,
+        f_criterion=None,
+        f_history=None,
+        use_safetensors=False,
+        **kwargs,
+    ):
+        """skorch's ``save_params``, each file written atomically.
+
+        A file given by name is written to a temporary file renamed over it
+        when complete, so a process killed while saving (by skorch's
+        ``Checkpoint`` too) leaves the previous file or the new one, never a
+        truncated one. For a checkpoint whose files are all of one epoch, use
+        :class:`~sklearn_protonet.callbacks.AtomicCheckpoint`.
+        """
+        files = {
+            "f_params": f_params,
+            "f_optimizer": f_optimizer,
+            "f_criterion": f_criterion,
+            "f_history": f_history,
+            **kwargs,
+        }
+        named = {k: v for k, v in files.items() if isinstance(v, (str, os.PathLike))}
+        rest = {k: v for k, v in files.items() if k not in named}
+        if not named or any(v is not None for v in rest.values()):
+            super().save_params(**rest, use_safetensors=use_safetensors)
+        for key, path in named.items():
+            with atomic_writer(path) as handle:
+                if key == "f_history":  # skorch's History.to_file, to a binary file
+                    handle.write(json.dumps(self.history.to_list()).encode())
+                else:
+                    super().save_params(
+                        **{key: handle}, use_safetensors=use_safetensors
+                    )
+
+    def load_params(
+        self,
+        f_params=None,
+        f_optimizer=None,
+        f_criterion=None,
+        f_history=None,
+        checkpoint=None,
+        use_safetensors=False,
+        **kwargs,
+    ):
+        """skorch's ``load_params``; a file that cannot be loaded is a
+        ``ValueError`` naming it.
+
+        From a ``checkpoint``, every file is looked for before any is
+        loaded: none there raises ``FileNotFoundError`` (``LoadInitState``
+        then starts afresh), some missing is a ``ValueError`` naming them.
+        An :class:`~sklearn_protonet.callbacks.AtomicCheckpoint` gives the
+        files its manifest committed, each checked.
+        """
+        files = {
+            "f_params": f_params,
+            "f_optimizer": f_optimizer,
+            "f_criterion": f_criterion,
+            "f_history": f_history,
+            **kwargs,
+        }
+        files = {k: v for k, v in files.items() if v is not None}
+        if checkpoint is not None:
+            if not self.initialized_:
+                self.initialize()
+            found = self._checkpoint_files(checkpoint, use_safetensors)
+            files = {**found, **files}  # explicit arguments win, as in skorch
+        if not files:
+            return super().load_params(use_safetensors=use_safetensors)
+        # The history first, as skorch does.
+        for key in sorted(files, key=lambda key: key != "f_history"):
+            self._load_file(key, files[key], use_safetensors)
+        return None
+
+    def _load_file(self, key: str, path, use_safetensors: bool) -> None:
+        """skorch's ``load_params`` for one file, errors naming the file."""
+        try:
+            super().load_params(**{key: path}, use_safetensors=use_safetensors)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # noqa: BLE001  (any unpickling error)
+            what = "module parameters" if key == "f_params" else key[2:]
+            detail = f"{type(error).__name__}: {error}".rstrip(": ")
+            if isinstance(path, (str, os.PathLike)) and os.path.exists(path):
+                detail += f"; the file has {os.path.getsize(path)} bytes"
+            raise ValueError(
+                f"{type(self).__name__} cannot load its {what} from {path} "
+                f"({detail}). The file is incomplete (a run "
+                "killed while writing it, with a version that wrote files in "
+                "place) or not this trainer's; checkpoints of "
+                "sklearn_protonet.callbacks.AtomicCheckpoint are always complete."
+            ) from error
+
+    def _checkpoint_files(self, checkpoint, use_safetensors: bool) -> dict:
+        """A checkpoint's files (``f_*`` name to path), all of them there."""
+        committed = getattr(checkpoint, "committed_files", None)
+        files = committed() if committed is not None else None
+        where = checkpoint.dirname or "."
+        if files is None:  # skorch's Checkpoint (or no checkpoint yet)
+            history = checkpoint.f_history_ if checkpoint.f_history else None
+            if history is not None and os.path.exists(history):
+                # skorch formats the other names with the saved history.
+                self._load_file("f_history", history, use_safetensors)
+            try:
+                files = dict(checkpoint.get_formatted_files(self))
+            except IndexError:  # an empty history: no file name to format
+                raise FileNotFoundError(
+                    f"No checkpoint in {where}: {history} does not exist."
+                ) from None
+            if history is not None:
+                files["f_history"] = history
+        files = {k: v for k, v in files.items() if v and k != "f_pickle"}
+        paths = [v for v in files.values() if isinstance(v, (str, os.PathLike))]
+        missing = [str(path) for path in paths if not os.path.exists(path)]
+        if missing and len(missing) == len(files):
+            raise FileNotFoundError(
+                f"No checkpoint in {where}: {missing} do not exist."
+            )
+        if missing:
+            raise ValueError(
+                f"The checkpoint in {where} is incomplete: {', '.join(missing)} "
+                "missing while its other files are there. Restore them, or "
+                "delete the checkpoint's files to start afresh."
+            )
+        return files
 
     # -- inference ------------------------------------------------------------
 

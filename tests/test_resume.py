@@ -8,15 +8,26 @@ draw torch random numbers while training (dropout, ``RandomShift``) resume
 reproducibly but on another stream than the uninterrupted run.
 """
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import torch
 from skorch.callbacks import Callback, Checkpoint, LoadInitState, LRScheduler
 
 from sklearn_protonet import paper_lr_schedule
-from sklearn_protonet.callbacks import EpisodeLRScheduler, trained_episodes
+from sklearn_protonet.callbacks import (
+    AtomicCheckpoint,
+    EpisodeLRScheduler,
+    trained_episodes,
+)
 
-from .conftest import tiny_trainer
+from .conftest import ROOT, tiny_trainer
 
 X = np.random.RandomState(0).rand(60, 6).astype(np.float32)
 Y = np.repeat(np.arange(6), 10)
@@ -172,3 +183,174 @@ def test_skorch_lr_scheduler_restarts_a_per_batch_schedule(tmp_path):
     resumed.fit(X, Y)
     assert _batch_lrs(resumed) != _batch_lrs(full)
     assert isinstance(paper_lr_schedule(), EpisodeLRScheduler)
+
+
+# -- killed while checkpointing -----------------------------------------------
+
+# A meta-training that checkpoints after every one-episode epoch (so that most
+# of its time is spent writing checkpoints) and resumes from the checkpoint
+# with LoadInitState: the documented way to survive a killed process.
+_CHILD = """
+import sys
+from sklearn.datasets import load_digits
+from skorch.callbacks import Callback, Checkpoint, LoadInitState
+from sklearn_protonet import EpisodicTrainer
+from sklearn_protonet.callbacks import AtomicCheckpoint
+from sklearn_protonet.modules import MLP
+
+kind, dirname, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+X, y = load_digits(return_X_y=True)
+
+class Started(Callback):
+    def on_epoch_begin(self, net, **kwargs):
+        print("epoch", len(net.history), flush=True)
+
+checkpoint = {"atomic": AtomicCheckpoint, "skorch": Checkpoint}[kind](
+    monitor=None, dirname=dirname
+)
+trainer = EpisodicTrainer(
+    MLP, module__hidden_sizes=(32,), module__out_features=16, n_way=3, n_shot=2,
+    n_query=2, episodes_per_epoch=1, max_epochs=epochs, train_split=None,
+    verbose=0, random_state=0,
+    callbacks=[checkpoint, LoadInitState(checkpoint), Started()],
+)
+try:
+    trainer.fit(X / 16, y)
+except ValueError as error:
+    print("ValueError:", error, flush=True)
+    sys.exit(3)
+print("done", len(trainer.history), trainer.history[:, "epoch"], flush=True)
+"""
+
+
+def _run(kind, dirname, epochs, kill=None):
+    """Run the child; with ``kill=(signal, delay)``, send the signal that many
+    seconds after its first epoch began. Returns its exit code and output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, kind, str(dirname), str(epochs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines = []
+    if kill is not None:
+        lines.append(child.stdout.readline())  # training has begun
+        time.sleep(kill[1])
+        child.send_signal(kill[0])
+    out, _ = child.communicate(timeout=120)
+    return child.returncode, "".join(lines) + out
+
+
+# Several moments in the run, each signal: first epochs, later ones, and
+# (one-episode epochs) mostly while a checkpoint is being written.
+KILLS = [
+    (signal.SIGKILL, 0.0),
+    (signal.SIGTERM, 0.05),
+    (signal.SIGKILL, 0.15),
+    (signal.SIGTERM, 0.4),
+]
+
+
+def test_atomic_checkpoint_resumes_after_any_kill(tmp_path):
+    """Killed again and again, each run resumes from the last committed
+    checkpoint: epochs numbered without gap or repeat, to the end."""
+    for kill in KILLS:
+        code, out = _run("atomic", tmp_path, 1000, kill)
+        assert code == -kill[0], out  # killed by the signal, no error before
+    code, out = _run("atomic", tmp_path, 2)
+    assert code == 0, out
+    done = out.splitlines()[-1].split(" ", 2)
+    n_epochs = int(done[1])
+    assert n_epochs > 2  # it did resume from the killed runs' checkpoints
+    assert done[2] == str(list(range(1, n_epochs + 1)))
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert not leftovers
+
+
+def test_skorch_checkpoint_of_the_trainer_never_holds_a_cut_file(tmp_path):
+    """skorch's own Checkpoint writes through the trainer's save_params, which
+    writes each file atomically: after any kill, a resume continues (its files
+    may come from two consecutive epochs; AtomicCheckpoint's may not)."""
+    for kill in KILLS[1:3]:
+        code, out = _run("skorch", tmp_path, 1000, kill)
+        assert code == -kill[0], out
+        for path in tmp_path.iterdir():
+            assert path.stat().st_size > 0, path
+    code, out = _run("skorch", tmp_path, 2)
+    assert code == 0, out
+
+
+def _checkpointed(tmp_path, checkpoint, epochs=2):
+    return _trainer(epochs, ("checkpoint", checkpoint)).fit(X, Y)
+
+
+def _resume(checkpoint, epochs=1):
+    resumed = _trainer(epochs, ("load", LoadInitState(checkpoint)))
+    return resumed.fit(X, Y)
+
+
+def test_a_cut_file_is_named_not_a_bare_eoferror(tmp_path):
+    """What a process killed mid-write left before files were written
+    atomically: criterion.pt at 0 bytes, a cut history. The resume names the
+    file instead of failing in torch's unpickler with a bare EOFError."""
+    checkpoint = Checkpoint(monitor=None, dirname=str(tmp_path))
+    _checkpointed(tmp_path, checkpoint)
+    (tmp_path / "criterion.pt").write_bytes(b"")
+    with pytest.raises(
+        ValueError, match=r"criterion.pt \(EOFError; the file has 0 bytes"
+    ):
+        _resume(checkpoint)
+    (tmp_path / "history.json").write_text('[{"epoch": 1, "batches": [')
+    with pytest.raises(ValueError, match=r"history.json \(JSONDecodeError"):
+        _resume(checkpoint)
+
+
+def test_skorch_checkpoint_with_a_missing_file_is_named(tmp_path):
+    checkpoint = Checkpoint(monitor=None, dirname=str(tmp_path))
+    _checkpointed(tmp_path, checkpoint)
+    (tmp_path / "optimizer.pt").unlink()
+    with pytest.raises(ValueError, match=r"incomplete: .*optimizer.pt missing"):
+        _resume(checkpoint)
+
+
+def test_atomic_checkpoint_completes_a_commit_cut_short(tmp_path):
+    """Killed after the manifest (the commit) but before every .next file was
+    put in place: the resume puts them in place and continues from the
+    committed epoch."""
+    checkpoint = AtomicCheckpoint(monitor=None, dirname=str(tmp_path))
+    reference = _checkpointed(tmp_path, checkpoint, epochs=3)
+    old = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    second = _trainer(
+        1, ("checkpoint", checkpoint), ("load", LoadInitState(checkpoint))
+    )
+    second.fit(X, Y)  # epoch 4, committed
+    for name in ("params.pt", "history.json"):  # as if killed before renaming
+        (tmp_path / f"{name}.next").write_bytes((tmp_path / name).read_bytes())
+        (tmp_path / name).write_bytes(old[name])
+    resumed = _resume(AtomicCheckpoint(monitor=None, dirname=str(tmp_path)))
+    assert len(resumed.history) == 5
+    assert resumed.history[:3, "train_loss"] == reference.history[:, "train_loss"]
+    assert not list(tmp_path.glob("*.next"))
+
+
+def test_atomic_checkpoint_names_a_file_its_manifest_does_not_list(tmp_path):
+    checkpoint = AtomicCheckpoint(monitor=None, dirname=str(tmp_path))
+    _checkpointed(tmp_path, checkpoint)
+    manifest = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert set(manifest["files"]) == {
+        "f_params",
+        "f_optimizer",
+        "f_criterion",
+        "f_history",
+    }
+    with open(tmp_path / "optimizer.pt", "ab") as handle:
+        handle.write(b"0")
+    with pytest.raises(ValueError, match=r"incomplete: .*optimizer.pt is not the"):
+        _resume(checkpoint)
+
+
+def test_atomic_checkpoint_without_files_starts_afresh(tmp_path):
+    checkpoint = AtomicCheckpoint(monitor=None, dirname=str(tmp_path / "none"))
+    assert len(_resume(checkpoint, epochs=2).history) == 2
