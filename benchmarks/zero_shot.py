@@ -242,6 +242,25 @@ def summarise(splits: list[dict]) -> dict:
     return out
 
 
+def compact(split: dict) -> dict:
+    """A split's record for the JSON file: each list of per-episode or
+    per-symbol accuracies replaced by its mean and 95 % interval."""
+    return {
+        **split,
+        "episodes": {
+            setting: {key: interval(values) for key, values in scores.items()}
+            for setting, scores in split["episodes"].items()
+        },
+        "families": {
+            name: {
+                key: value if key == "classes" else interval(value)
+                for key, value in facts.items()
+            }
+            for name, facts in split["families"].items()
+        },
+    }
+
+
 def cell(result: dict, signed: bool = False) -> str:
     sign = "+" if signed else ""
     return f"{result['accuracy']:{sign}.1f} ± {result['ci95']:.1f}"
@@ -312,7 +331,7 @@ def main(argv=None) -> None:
     summary = summarise(splits)
     text = report(summary, args.splits)
     record = environment(
-        splits=splits,
+        splits=[compact(split) for split in splits],
         summary=summary,
         n_splits=args.splits,
         train_episodes=args.episodes,
