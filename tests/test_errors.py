@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, Checkpoint, LoadInitState
 
 from sklearn_protonet import (
     ClassSplit,
@@ -32,6 +32,7 @@ from sklearn_protonet import (
     PrototypicalClassifier,
     persistence,
 )
+from sklearn_protonet.callbacks import AtomicCheckpoint
 from sklearn_protonet.datasets import load_image_folder
 from sklearn_protonet.model_selection import EpisodicSplit
 from sklearn_protonet.modules import MLP, Conv4
@@ -219,6 +220,32 @@ def _download_error_page():
     page = io.BytesIO(b"<!DOCTYPE html><html>Too many requests</html>")
     with mock.patch.object(_base, "_open_url", lambda url: page):
         load_omniglot("train", data_home=tempfile.mkdtemp())
+
+
+def _checkpoint(kind, folder: str):
+    """A 1-epoch checkpoint of ``kind`` in ``folder``."""
+    checkpoint = kind(monitor=None, dirname=folder)
+    tiny_trainer(max_epochs=1, callbacks=[checkpoint]).fit(X40, Y40)
+    return checkpoint
+
+
+def _resume(checkpoint):
+    tiny_trainer(max_epochs=1, callbacks=[LoadInitState(checkpoint)]).fit(X40, Y40)
+
+
+def _resume_from_cut_checkpoint():
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = _checkpoint(Checkpoint, folder)
+        Path(folder, "criterion.pt").write_bytes(b"")
+        _resume(checkpoint)
+
+
+def _resume_from_altered_checkpoint():
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = _checkpoint(AtomicCheckpoint, folder)
+        with open(Path(folder, "optimizer.pt"), "ab") as handle:
+            handle.write(b"0")
+        _resume(checkpoint)
 
 
 ERROR_CASES: list[ErrorCase] = [
@@ -745,6 +772,40 @@ ERROR_CASES: list[ErrorCase] = [
         "Lower ``lr`` (the paper's is 1e-3); check the data for extreme values.",
     ),
     ErrorCase(
+        "diverged-finite-meta-training",
+        "A meta-training whose loss explodes but stays finite (``lr=1e4``: 1e17 "
+        "after 20 episodes)",
+        lambda: tiny_trainer(lr=1e4, episodes_per_epoch=20, max_epochs=2).fit(X40, Y40),
+        FloatingPointError,
+        r"Meta-training diverged: at epoch 1, episode 20, the mean loss of the "
+        r"last 20 episodes is .*, more than 100 times its starting value .*"
+        r"learning rate too high for the encoder \(lr=10000.0\): lower it",
+        "Lower ``lr``; to train regardless (the rule is ``DivergenceCheck``'s), "
+        "pass ``callbacks__divergence_check=None``.",
+    ),
+    ErrorCase(
+        "checkpoint-cut-file",
+        "Resuming (``LoadInitState``) from a checkpoint whose ``criterion.pt`` "
+        "is empty (a run killed while skorch wrote it in place)",
+        lambda: _resume_from_cut_checkpoint(),
+        ValueError,
+        r"EpisodicTrainer cannot load its criterion from .*criterion.pt "
+        r"\(EOFError; the file has 0 bytes\)",
+        "Restore the file or delete the checkpoint's files; files the trainer "
+        "writes now are never cut, and ``AtomicCheckpoint``'s checkpoints are "
+        "whole.",
+    ),
+    ErrorCase(
+        "atomic-checkpoint-altered",
+        "Resuming from an ``AtomicCheckpoint`` one of whose files was changed "
+        "after it was written",
+        lambda: _resume_from_altered_checkpoint(),
+        ValueError,
+        r"The checkpoint in .* is incomplete: .*optimizer.pt is not the file its "
+        r"manifest .*checkpoint.json lists",
+        "Restore the file, or delete the checkpoint's files to start afresh.",
+    ),
+    ErrorCase(
         "non-finite-embeddings",
         "An encoder that returns NaN or infinite embeddings",
         lambda: PrototypicalClassifier(_nan_mlp()).fit(X40, Y40),
@@ -1077,8 +1138,7 @@ ERROR_CASES += [
         lambda: tiny_trainer().set_params(device="gpu").fit(X40, Y40),
         InvalidParameterError,
         r"The 'device' parameter of EpisodicTrainer must be None, a torch device",
-        "Use a torch device name; ``fit`` checks the value ``set_params`` "
-        "stored.",
+        "Use a torch device name; ``fit`` checks the value ``set_params`` stored.",
     ),
     *[
         ErrorCase(
