@@ -13,7 +13,9 @@ digits; the other three are then classified from their attribute rows only.
 
 Ten classes are very few for zero-shot learning (the mapping from
 attributes to prototypes is learnt from seven rows), so expect a modest
-result; ``benchmarks/zero_shot.py`` measures it over repeated splits.
+result; ``benchmarks/zero_shot.py`` measures the method where it can show,
+on hundreds of Unicode symbols whose metadata is parsed from their names
+(:func:`~sklearn_protonet.datasets.load_unicode_symbols`).
 """
 
 import matplotlib.pyplot as plt
