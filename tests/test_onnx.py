@@ -6,9 +6,11 @@ holds standard operators only and is served without importing torch."""
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -308,6 +310,39 @@ def test_served_in_a_process_that_never_imports_torch(tmp_path, mlp):
     np.testing.assert_allclose(
         np.load(tmp_path / "probabilities.npy"), pipe.predict_proba(queries), atol=1e-5
     )
+
+
+def _python_blocks(page: Path) -> list[str]:
+    """The ``.. code-block:: python`` blocks of an rst page, dedented."""
+    text = page.read_text(encoding="utf-8")
+    bodies = re.findall(
+        r"^\.\. code-block:: python\n\n((?:(?: {3,}.*)?\n)+)", text, re.M
+    )
+    return [textwrap.dedent(body.rstrip("\n")) + "\n" for body in bodies]
+
+
+def test_deploying_page_runs_as_written(tmp_path, monkeypatch):
+    # Export as the page does; serve in a process where torch cannot be
+    # imported; convert again with skl2onnx directly.
+    page = Path(__file__).resolve().parents[1] / "docs/user_guide/deploying.rst"
+    export, serve, direct = _python_blocks(page)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(export, "deploying.rst export", "exec"), namespace)
+    blocked = (
+        "import sys\nsys.modules['torch'] = sys.modules['sklearn_protonet'] = None\n"
+    )
+    collect = (
+        "\nnp.save('labels.npy', labels)\nnp.save('probabilities.npy', probabilities)\n"
+    )
+    subprocess.run([sys.executable, "-c", blocked + serve + collect], check=True)
+    pipe, X, support = namespace["pipe"], namespace["X"], namespace["support"]
+    np.testing.assert_array_equal(np.load("labels.npy"), pipe.predict(X[~support]))
+    np.testing.assert_allclose(
+        np.load("probabilities.npy"), pipe.predict_proba(X[~support]), atol=1e-5
+    )
+    exec(compile(direct, "deploying.rst skl2onnx", "exec"), namespace)
+    _assert_same(namespace["model"], pipe, X[~support])
 
 
 # -- refusals ---------------------------------------------------------------
