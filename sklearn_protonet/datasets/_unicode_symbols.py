@@ -201,7 +201,7 @@ def symbol_metadata(code_points) -> pd.DataFrame:
     Parameters
     ----------
     code_points : sequence of int
-        Code points of the families in :data:`FAMILIES`.
+        Code points of the families in ``FAMILIES``.
 
     Returns
     -------
@@ -249,10 +249,10 @@ def load_unicode_symbols(*, return_X_y: bool = False):
     ========================  ===============================================
 
     The data set for zero-shot learning with class metadata nobody typed:
-    :attr:`metadata` holds one row per class, parsed from the character's
-    Unicode name by :func:`symbol_metadata`. The images were rendered with
-    Pillow by ``tools/make_unicode_symbols.py`` in the source repository
-    (see ``DESCR``); nothing is downloaded.
+    ``metadata`` holds one row per class, parsed from the character's
+    Unicode name when the data set is loaded. The images were rendered
+    with Pillow by ``tools/make_unicode_symbols.py`` in the source
+    repository (see ``DESCR``); nothing is downloaded.
 
     Parameters
     ----------
