@@ -10,7 +10,8 @@ these shapes (Ren et al., ICLR 2018, measured the first and the fourth):
 
 - ``balanced``: the same number of rows of every class;
 - ``classes missing``: as many rows, of only 40 % of the classes (4 of 10,
-  8 of 20), as real unlabeled data often are;
+  8 of 20), as real unlabeled data often are; ``a few classes missing``:
+  of 70 % of them;
 - ``skewed``: counts falling geometrically from class to class (some get
   none);
 - ``distractors``: balanced, plus rows of 5 classes outside the episode
@@ -66,9 +67,16 @@ DATA = {
     "digits": (("paper", "robust", "pixels"), 10, 10, 15),
     "omniglot": (("paper",), 20, 5, 10),
 }
-SHAPES = ("balanced", "classes missing", "skewed", "distractors", "tiny")
-#: Fraction of the classes with unlabeled rows in "classes missing".
-PRESENT = 0.4
+SHAPES = (
+    "balanced",
+    "a few classes missing",
+    "classes missing",
+    "skewed",
+    "distractors",
+    "tiny",
+)
+#: Fraction of the classes with unlabeled rows, by shape.
+PRESENT = {"classes missing": 0.4, "a few classes missing": 0.7}
 #: Classes of other data in "distractors", rows in "tiny".
 DISTRACTOR_CLASSES, TINY = 5, 3
 #: column: soft_kmeans keyword arguments (None: no refinement).
@@ -111,9 +119,10 @@ def pool_counts(shape: str, n_way: int, per_class: int, rng) -> np.ndarray:
     if shape in ("balanced", "distractors"):
         return np.full(n_way, per_class)
     counts = np.zeros(n_way, dtype=int)
-    if shape == "classes missing":
-        present = rng.choice(n_way, round(PRESENT * n_way), replace=False)
-        counts[present] = round(per_class / PRESENT)  # the balanced pool's size
+    if shape in PRESENT:
+        fraction = PRESENT[shape]
+        present = rng.choice(n_way, round(fraction * n_way), replace=False)
+        counts[present] = round(per_class / fraction)  # the balanced pool's size
     elif shape == "skewed":
         counts = np.round(2 * per_class * 0.6 ** np.arange(n_way)).astype(int)
         counts = rng.permutation(counts)
@@ -297,7 +306,8 @@ def report(record: dict) -> str:
             f"Accuracy of the labeled prototypes in % and, for each refinement "
             f"(`refinement_steps={record['steps']}`), the paired difference to "
             f"them in points, with 95 % intervals over {sorted(n)} episodes. "
-            "Pools: balanced, classes missing (rows of 40 % of the classes), "
+            "Pools: balanced, a few classes missing and classes missing (rows "
+            "of 70 % and 40 % of the classes), "
             "skewed counts, distractors (5 classes of other data), tiny "
             "(3 rows).",
             "",

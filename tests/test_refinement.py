@@ -304,9 +304,12 @@ def test_semi_supervised_benchmark_pools():
             present = len(set(y[unlabeled]))
             if shape in ("balanced", "distractors"):
                 assert len(unlabeled) == 50 and present == 10
-            elif shape == "classes missing":
-                per_class = round(5 / semi_supervised.PRESENT)
-                assert len(unlabeled) == 4 * per_class and present == 4
+            elif shape in semi_supervised.PRESENT:
+                fraction = semi_supervised.PRESENT[shape]
+                per_class = round(5 / fraction)
+                n_present = round(10 * fraction)
+                assert len(unlabeled) == n_present * per_class
+                assert present == n_present
             elif shape == "skewed":
                 assert (
                     len(
