@@ -226,6 +226,19 @@ def test_pipeline_converts_in_one_skl2onnx_call(mlp):
         np.testing.assert_allclose(list(row.values()), probabilities, atol=1e-5)
 
 
+def test_adapted_encoder_exports_the_adapted_copy():
+    # fine_tune_steps: encoder_ is the support-adapted copy (BatchNorm
+    # statistics and last layers changed), which the graph must hold.
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    X, y = rng.random((12, 256), dtype=np.float32), np.repeat([0, 1, 2], 4)
+    encoder = Conv4((1, 16, 16), hidden_channels=8, n_blocks=2)
+    clf = PrototypicalClassifier(encoder, fine_tune_steps=3, random_state=0)
+    clf.fit(X, y)
+    assert clf.encoder_ is not encoder
+    _assert_same(sp_onnx.to_onnx(clf, X[:1]), clf, rng.random((40, 256), np.float32))
+
+
 def test_same_encoder_reexported_after_its_weights_change():
     X, y, queries = _data()
     torch.manual_seed(0)
