@@ -16,7 +16,7 @@ import torch
 
 import sklearn_protonet
 from sklearn_protonet.datasets._base import atomic_writer
-from sklearn_protonet.precision import cpu_info
+from sklearn_protonet.hardware import cpu_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

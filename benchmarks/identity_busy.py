@@ -8,8 +8,7 @@ Fit + predict of 100,000 x 100 float64 rows with 10 classes (as in
 - ``NearestCentroid`` (scikit-learn, NumPy's BLAS);
 - ``PrototypicalClassifier()``, the default: the identity's arithmetic on
   one torch thread (``_encoders.one_thread``);
-- the same on all of torch's threads, as before issue 11 (``one_thread``
-  replaced by a no-op).
+- the same on all of torch's threads (``one_thread`` replaced by a no-op).
 
 Each under three conditions: torch's default threads (one per core) with a
 busy-loop process occupying one core, one torch thread with that busy
@@ -51,7 +50,7 @@ def _seconds(fit_predict) -> float:
 
 
 def _all_threads(X, y):
-    """The identity as before issue 11: on all of torch's threads."""
+    """The identity as it once ran: on all of torch's threads."""
     real = classifier_module.one_thread
     classifier_module.one_thread = nullcontext
     try:

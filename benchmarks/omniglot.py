@@ -48,8 +48,8 @@ from sklearn_protonet.modules import (
     RandomStrokeWidth,
 )
 from sklearn_protonet.persistence import save_encoder
-from sklearn_protonet.precision import training_autocast_dtype
-from sklearn_protonet.runtime import add_script_options, apply_script_options
+from sklearn_protonet.hardware import training_autocast_dtype
+from sklearn_protonet.script_options import add_script_options, apply_script_options
 
 #: Table 1 of the paper and a public PyTorch reimplementation (orobix), in %.
 PAPER = {
@@ -83,7 +83,7 @@ class ModelRecipe:
     lr: float = 1e-3
     max_minutes: float | None = None
     #: None (float32), "bfloat16", or "auto": the precision that pays on the
-    #: machine (sklearn_protonet.precision.training_autocast_dtype).
+    #: machine (sklearn_protonet.hardware.training_autocast_dtype).
     autocast_dtype: str | None = None
     #: "step" (the paper's halving every ``halve_every`` episodes), "cosine"
     #: (warm-up then cosine decay over ``n_episodes``) or "one-cycle".

@@ -562,7 +562,7 @@ _write_if_changed(
     GENERATED / "onnx_serving.rst",
     _benchmark_tables("onnx_serving", "python benchmarks/onnx_serving.py"),
 )
-# Issue 14: semi-supervised prototypes and open-set rejection.
+# Semi-supervised prototypes and open-set rejection.
 for _name in ("semi_supervised", "open_set"):
     _write_if_changed(
         GENERATED / f"{_name}.rst",

@@ -16,10 +16,10 @@ import time
 import warnings
 from collections.abc import Sequence
 
-# Only the standard library and the light runtime module at start-up: PyTorch,
+# Only the standard library and the light script options at start-up: PyTorch,
 # skorch and scikit-learn take seconds to import, and '--help' or a mistyped
 # option should answer at once. Each command imports what it runs.
-from .runtime import add_script_options, apply_script_options
+from .script_options import add_script_options, apply_script_options
 
 DEFAULT_COMMAND = "pretrained"
 

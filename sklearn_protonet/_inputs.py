@@ -12,7 +12,17 @@ import torch
 from sklearn.utils import check_array, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets
 
-__all__ = ["as_tensor", "check_labels", "check_samples", "numeric_input"]
+__all__ = [
+    "as_samples",
+    "as_tensor",
+    "check_image_shape",
+    "check_labels",
+    "check_samples",
+    "numeric_input",
+]
+
+#: File name endings that mark a column of image paths.
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @contextmanager
@@ -24,11 +34,27 @@ def numeric_input(name: str = "X") -> Iterator[None]:
     except ValueError as error:
         if "could not convert" not in str(error):
             raise
+        text = str(error).lower()
+        if any(suffix in text for suffix in _IMAGE_SUFFIXES) or "/" in text:
+            raise ValueError(
+                f"{name} must be numeric, but {error}. These look like image file "
+                "paths: read them with sklearn_protonet.preprocessing.ImageReader "
+                "(e.g. ImageReader.from_encoder(encoder)) in a Pipeline before "
+                "this estimator."
+            ) from error
         raise ValueError(
             f"{name} must be numeric, but {error}. Encode text and categorical "
             "columns first, e.g. with a ColumnTransformer and OneHotEncoder in "
             "a Pipeline before this estimator."
         ) from error
+
+
+def as_samples(X):
+    """``X`` with a list of PIL images stacked into one array (else as it is),
+    so that ``fit`` and ``predict`` read images alike."""
+    if isinstance(X, (list, tuple)) and X and hasattr(X[0], "getbands"):
+        return np.stack([np.asarray(image) for image in X])
+    return X
 
 
 def check_samples(X, dtype=np.float32, accept_sparse=False) -> np.ndarray:
@@ -114,3 +140,28 @@ def as_tensor(X: np.ndarray) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The given NumPy array is not writable")
         return torch.from_numpy(X)
+
+
+def check_image_shape(shape: tuple, contract, owner: str) -> None:
+    """Refuse samples that cannot be the contract's images, in scikit-learn's
+    words for widths, with what the encoder takes."""
+    channels, height, width = contract.shape
+    size = channels * height * width
+    accepted = {tuple(contract.shape), (size,)}
+    if channels == 1:
+        accepted.add((height, width))
+    if tuple(shape) in accepted:
+        return
+    what = (
+        f"X has {shape[0]} features, but {owner} is expecting {size} features as input"
+        if len(shape) == 1
+        else f"X has samples of shape {tuple(shape)}, but {owner} is expecting "
+        f"images of shape {tuple(contract.shape)}"
+    )
+    raise ValueError(
+        f"{what}: its encoder takes images of shape {tuple(contract.shape)} "
+        "(channels, height, width; its input contract), or flat rows of "
+        f"{size} values. Resize and convert the images, e.g. with "
+        "sklearn_protonet.preprocessing.ImageReader.from_encoder(encoder) in a "
+        "Pipeline before the classifier."
+    )

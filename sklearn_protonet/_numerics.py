@@ -12,11 +12,7 @@ NaN. The meta-trainer's check of its loss lives here too.
 
 from __future__ import annotations
 
-import math
-
 import torch
-
-from .distances import pairwise_distances
 
 __all__ = [
     "check_finite_embeddings",
@@ -24,7 +20,6 @@ __all__ = [
     "check_finite_weights",
     "decision",
     "logits",
-    "scaled_distances",
     "stable_prototypes",
 ]
 
@@ -83,37 +78,6 @@ def stable_prototypes(function, embeddings: torch.Tensor, *args, **kwargs):
     if weights is not None:  # a weighted mean does not change with the weights' scale
         weights = weights / weights.max()
     return function(embeddings / scale, labels, n_classes, weights, **kwargs) * scale
-
-
-def scaled_distances(
-    queries: torch.Tensor, prototypes: torch.Tensor, metric: str
-) -> tuple[torch.Tensor, float]:
-    """Distances ``d`` and a factor: the true distances are ``d * factor``.
-
-    ``factor`` is 1 unless the distances overflow (inputs near float64's
-    limit); the inputs are then divided by their largest magnitude ``s``
-    and ``factor`` is ``s**2`` (squared Euclidean), ``s`` (Euclidean) or 1
-    (cosine), possibly ``inf``: :func:`logits` and :func:`decision` use it
-    without overflowing into NaN.
-    """
-    if metric == "cosine":  # scale-free: each row to a largest value of 1
-        queries, prototypes = _unit_max(queries), _unit_max(prototypes)
-    distances = pairwise_distances(queries, prototypes, metric)
-    if bool(torch.isfinite(distances).all()):
-        return distances, 1.0
-    scale = float(max(queries.abs().max(), prototypes.abs().max()))
-    if not math.isfinite(scale) or scale == 0:
-        return distances, 1.0
-    distances = pairwise_distances(queries / scale, prototypes / scale, metric)
-    factor = {"sqeuclidean": scale * scale, "euclidean": scale}.get(metric, 1.0)
-    return distances, factor
-
-
-def _unit_max(rows: torch.Tensor) -> torch.Tensor:
-    """Rows divided by their largest magnitude, so that the norms that cosine
-    computes neither overflow (1e300) nor underflow (1e-300)."""
-    largest = rows.abs().amax(1, keepdim=True)
-    return rows / torch.where(largest > 0, largest, 1.0)
 
 
 def _times(values: torch.Tensor, factor: float) -> torch.Tensor:

@@ -2,7 +2,7 @@
 parameter names, frozen fitted encoders, input widths and feature names.
 
 The estimators call these helpers in a line or two each, so the rules live in
-one place (issue 11 of the project's tracker lists the cases they fix).
+one place.
 """
 
 from __future__ import annotations
@@ -105,6 +105,16 @@ def check_frozen_encoder_params(estimator, params: dict) -> None:
     encoder = params.get("encoder", estimator.encoder)
     if not is_frozen_encoder(encoder):
         return
+    # Setting a parameter to the value it has changes nothing: the round trip
+    # est.set_params(**est.get_params(deep=True)) works, also in a Pipeline.
+    current = encoder.get_params(deep=True)
+    nested = [
+        key
+        for key in nested
+        if not _same(params[key], current.get(key[len("encoder__") :], _MISSING))
+    ]
+    if not nested:
+        return
     raise ValueError(
         f"Cannot set {', '.join(nested)} on {type(estimator).__name__}: its "
         f"encoder, a fitted {type(encoder).__name__}, is frozen. The classifier "
@@ -117,7 +127,29 @@ def check_frozen_encoder_params(estimator, params: dict) -> None:
     )
 
 
-def _first_layer_width(module: nn.Module) -> tuple[int, str] | None:
+_MISSING = object()
+
+
+def _same(value, current, depth: int = 0) -> bool:
+    """Whether ``value`` is the parameter's current value (objects with
+    parameters, such as skorch's default callbacks, which are made anew on
+    each ``get_params``, compare by their parameters)."""
+    if value is current:
+        return True
+    if current is _MISSING or type(value) is not type(current):
+        return False
+    if hasattr(value, "get_params") and not isinstance(value, type) and depth < 3:
+        mine, theirs = value.get_params(deep=False), current.get_params(deep=False)
+        return mine.keys() == theirs.keys() and all(
+            _same(mine[key], theirs[key], depth + 1) for key in mine
+        )
+    try:
+        return bool(value == current)
+    except Exception:  # noqa: BLE001  (arrays, modules: no single truth value)
+        return False
+
+
+def first_layer_width(module: nn.Module) -> tuple[int, str] | None:
     """The flattened sample size a module takes, when its first layer tells.
 
     The first submodule stating an image ``input_shape`` (``Conv4``,
@@ -148,7 +180,7 @@ def check_encoder_input(
     ``FrozenEstimator``) recorded ``n_features_in_`` and
     ``feature_names_in_`` when it was fitted: scikit-learn's own checks run
     against them. A module states its width through its first layer
-    (:func:`_first_layer_width`). Without this, a wrong width fails deep in
+    (:func:`first_layer_width`). Without this, a wrong width fails deep in
     torch ("mat1 and mat2 shapes cannot be multiplied").
 
     Parameters
@@ -182,7 +214,7 @@ def check_encoder_input(
         _check_feature_names(holder, names, reset=False)
         return
     module = encoder_module(encoder)
-    width = None if module is None else _first_layer_width(module)
+    width = None if module is None else first_layer_width(module)
     if width is not None and "input_shape" in width[1]:
         return  # image modules check their input themselves, naming the shape
     if width is not None and width[0] != n_features:
@@ -300,7 +332,7 @@ def has_fixed_width(encoder) -> bool:
     if holder is None:
         return False
     if isinstance(holder, nn.Module):
-        return _first_layer_width(holder) is not None
+        return first_layer_width(holder) is not None
     return is_fitted(holder) and hasattr(holder, "n_features_in_")
 
 

@@ -6,7 +6,7 @@ The identity encoder never densifies: a row's normalised embedding is
 inverse norm for ``"l2"``/``"cl2n"``, else 1), so prototypes and distances
 follow from sparse-dense products, ``x . p``, ``x . c`` and ``|x|^2``: the same
 expansion ``|q|^2 - 2 q.p + |p|^2`` as the dense path
-(:func:`~sklearn_protonet.distances.pairwise_distances`). Modules and the
+(the metrics of :mod:`sklearn_protonet._geometry`). Modules and the
 variance-aware metrics take dense rows, ``batch_size`` at a time.
 """
 
@@ -19,7 +19,6 @@ import scipy.sparse as sp
 import torch
 
 __all__ = [
-    "SPARSE_METRICS",
     "dense_rows",
     "iter_dense",
     "sparse_distances",
@@ -27,8 +26,6 @@ __all__ = [
     "sparse_prototypes",
 ]
 
-#: Metrics the identity encoder computes on sparse rows without densifying.
-SPARSE_METRICS = ("sqeuclidean", "euclidean", "cosine")
 _EPS = 1e-12  # torch.nn.functional.normalize's: a zero row stays zero
 
 
@@ -92,9 +89,10 @@ def sparse_distances(
     prototypes: np.ndarray,
     center: np.ndarray | None,
     normalization: str | None,
-    metric: str,
+    metric,
 ) -> torch.Tensor:
-    """Distances of the normalised rows of ``X`` to the prototypes, (n, k)."""
+    """Distances of the normalised rows of ``X`` to the prototypes, (n, k),
+    for a metric computed from products (its ``from_products``)."""
     s = _scales(X, center, normalization)
     dots = np.asarray(X @ prototypes.T)  # x . p
     sq_norms = np.asarray(X.multiply(X).sum(axis=1)).ravel()
@@ -104,11 +102,4 @@ def sparse_distances(
     dots *= s[:, None]
     sq_norms = np.clip(sq_norms, 0.0, None) * s**2
     proto_sq = np.square(prototypes).sum(1)
-    if metric == "cosine":
-        norms = np.maximum(np.sqrt(sq_norms), _EPS)[:, None]
-        out = 1.0 - dots / norms / np.maximum(np.sqrt(proto_sq), _EPS)
-    else:
-        out = np.clip(sq_norms[:, None] - 2.0 * dots + proto_sq, 0.0, None)
-        if metric == "euclidean":
-            out = np.sqrt(out)
-    return torch.from_numpy(out)
+    return torch.from_numpy(metric.from_products(dots, sq_norms, proto_sq))

@@ -26,19 +26,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 __all__ = [
-    "VARIANCE_METRICS",
     "GaussianEncoder",
     "ShrunkCovariance",
-    "class_precisions",
-    "gaussian_episode_logits",
     "mahalanobis_distances",
     "precision_weighted_prototypes",
     "split_gaussian",
-    "variance_distances",
 ]
-
-#: Metrics whose distances use a precision per class.
-VARIANCE_METRICS = ("mahalanobis", "gaussian")
 
 # Relative ridge added to every covariance so that it stays invertible even
 # with shrinkage=0 and fewer examples than dimensions.
@@ -119,95 +112,6 @@ def split_gaussian(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         )
     embedding, precision = output.chunk(2, dim=1)
     return embedding, precision
-
-
-def gaussian_episode_logits(
-    output: torch.Tensor, support_codes: torch.Tensor
-) -> torch.Tensor:
-    """Logits of an episode's queries under Gaussian Prototypical Networks.
-
-    Parameters
-    ----------
-    output : Tensor of shape (n_support_rows + n_query_rows, 2 d)
-        A :class:`GaussianEncoder`'s output, support rows first.
-    support_codes : LongTensor of shape (n_support_rows,)
-
-    Returns
-    -------
-    Tensor of shape (n_query_rows, n_way)
-        Negative Mahalanobis distances to the precision-weighted prototypes.
-    """
-    embedding, precision = split_gaussian(output)
-    n_rows = len(support_codes)
-    prototypes, class_precisions = precision_weighted_prototypes(
-        embedding[:n_rows],
-        precision[:n_rows],
-        support_codes,
-        int(support_codes.max()) + 1,
-    )
-    return -mahalanobis_distances(embedding[n_rows:], prototypes, class_precisions)
-
-
-def class_precisions(
-    metric: str,
-    embeddings: torch.Tensor,
-    labels: torch.Tensor,
-    n_classes: int,
-    sample_weight: torch.Tensor | None = None,
-    covariance: ShrunkCovariance | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Prototypes and precisions of the classes, for a variance-aware metric.
-
-    Parameters
-    ----------
-    metric : {"mahalanobis", "gaussian"}
-    embeddings : Tensor of shape (n, d), or (n, 2 d) for "gaussian"
-    labels : LongTensor of shape (n,)
-    n_classes : int
-    sample_weight : Tensor of shape (n,), default=None
-        Frequency weights (they multiply the precisions for "gaussian").
-    covariance : ShrunkCovariance, default=None
-        The estimator for "mahalanobis"; ``None`` uses ``ShrunkCovariance()``.
-
-    Returns
-    -------
-    prototypes : Tensor of shape (n_classes, d)
-    precisions : Tensor of shape (n_classes, d) or (n_classes, d, d)
-    shrinkage : Tensor of shape (n_classes,) or None
-        The intensities (``"mahalanobis"`` only).
-    """
-    weights = (
-        torch.ones_like(embeddings[:, :1])
-        if sample_weight is None
-        else sample_weight.to(embeddings)[:, None]
-    )
-    if metric == "gaussian":
-        embedding, precision = split_gaussian(embeddings)
-        prototypes, precisions = precision_weighted_prototypes(
-            embedding, precision * weights, labels, n_classes
-        )
-        return prototypes, precisions, None
-    prototypes, _ = precision_weighted_prototypes(
-        embeddings, weights, labels, n_classes
-    )
-    estimator = ShrunkCovariance() if covariance is None else covariance
-    precisions, shrinkage = estimator.precisions(
-        embeddings, labels, prototypes, sample_weight
-    )
-    return prototypes, precisions, shrinkage
-
-
-def variance_distances(
-    metric: str,
-    embeddings: torch.Tensor,
-    prototypes: torch.Tensor,
-    precisions: torch.Tensor,
-) -> torch.Tensor:
-    """Distances of embeddings (their embedding half for "gaussian") to the
-    prototypes under the classes' precisions; shape (n, k)."""
-    if metric == "gaussian":
-        embeddings = split_gaussian(embeddings)[0]
-    return mahalanobis_distances(embeddings, prototypes, precisions)
 
 
 class GaussianEncoder(nn.Module):

@@ -1,24 +1,25 @@
-"""The geometry: prototypes, distances to them, and an episode's logits.
+"""Distances, prototypes and episode logits by metric name, for custom loops.
 
-The one place where the geometry lives: the meta-trainer's loss and the
-classifier's predictions both call these, so training and inference agree.
-Nothing here materialises an ``n x k x d`` tensor.
+The estimators work with the metric objects of the registry
+(:mod:`sklearn_protonet._geometry`); these functions are the same geometry
+for a user's own training or evaluation loop: the meta-trainer's loss and the
+classifier's predictions agree with them to the last digit.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from .covariance import gaussian_episode_logits
+from ._geometry import DEFAULT_METRIC, class_means, get_metric
 
-__all__ = ["METRICS", "class_prototypes", "episode_logits", "pairwise_distances"]
-
-METRICS = ("sqeuclidean", "euclidean", "cosine")
+__all__ = ["class_prototypes", "episode_logits", "pairwise_distances"]
 
 
 def pairwise_distances(
-    queries: torch.Tensor, prototypes: torch.Tensor, metric: str = "sqeuclidean"
+    queries: torch.Tensor,
+    prototypes: torch.Tensor,
+    metric: str = DEFAULT_METRIC,
+    precisions: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Distances from each query to each prototype.
 
@@ -26,29 +27,25 @@ def pairwise_distances(
     ----------
     queries : Tensor of shape (n, d)
     prototypes : Tensor of shape (k, d)
-    metric : {"sqeuclidean", "euclidean", "cosine"}, default="sqeuclidean"
+    metric : str, default="sqeuclidean"
         ``"sqeuclidean"`` is the paper's choice (a Bregman divergence, which
         makes the classifier linear in the embedding); ``"cosine"`` is
-        ``1 - cosine similarity``.
+        ``1 - cosine similarity``; ``"euclidean"``; the variance-aware
+        ``"mahalanobis"`` and ``"gaussian"`` need ``precisions``.
+    precisions : Tensor of shape (k, d) or (k, d, d), default=None
+        Each class's precision, for the variance-aware metrics.
 
     Returns
     -------
     Tensor of shape (n, k)
     """
-    if metric == "cosine":
-        return 1.0 - F.normalize(queries, dim=1) @ F.normalize(prototypes, dim=1).T
-    # |q - p|^2 = |q|^2 - 2 q.p + |p|^2 as one matrix product: O(n k) memory
-    # instead of the O(n k d) of broadcasting the difference.
-    sq = (
-        queries.square().sum(1, keepdim=True)
-        - 2.0 * queries @ prototypes.T
-        + prototypes.square().sum(1)
-    ).clamp_min_(0.0)
-    if metric == "sqeuclidean":
-        return sq
-    if metric == "euclidean":
-        return sq.sqrt_()
-    raise ValueError(f"metric must be one of {METRICS}, got {metric!r}.")
+    geometry = get_metric(metric)
+    if geometry.variance_aware and precisions is None:
+        raise ValueError(
+            f"metric={metric!r} weighs distances by each class's precision: pass "
+            "precisions."
+        )
+    return geometry.pairwise(queries, prototypes, precisions)
 
 
 def class_prototypes(
@@ -71,21 +68,14 @@ def class_prototypes(
     -------
     Tensor of shape (n_classes, d)
     """
-    sums = embeddings.new_zeros(n_classes, embeddings.shape[1])
-    if sample_weight is None:  # skip an n x d product of ones
-        sums.index_add_(0, labels, embeddings)
-        totals = torch.bincount(labels, minlength=n_classes).to(embeddings)
-    else:
-        weights = sample_weight.to(embeddings)
-        sums.index_add_(0, labels, embeddings * weights[:, None])
-        totals = embeddings.new_zeros(n_classes).index_add_(0, labels, weights)
-    return sums / totals[:, None]
+    return class_means(embeddings, labels, n_classes, sample_weight)
 
 
 def episode_logits(
-    embeddings: torch.Tensor, target: dict, metric: str = "sqeuclidean"
+    embeddings: torch.Tensor, target: dict, metric: str = DEFAULT_METRIC
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits of an episode's queries over its prototypes (eq. 1-2).
+    """Logits of an episode's queries over its prototypes (eq. 1 and 2 of
+    the paper).
 
     Parameters
     ----------
@@ -106,12 +96,4 @@ def episode_logits(
         Negative distances.
     query_codes : LongTensor of shape (n_query_rows,)
     """
-    support_codes, query_codes = target["support"], target["query"]
-    if metric == "gaussian":
-        return gaussian_episode_logits(embeddings, support_codes), query_codes
-    n_support_rows = len(support_codes)
-    prototypes = class_prototypes(
-        embeddings[:n_support_rows], support_codes, int(support_codes.max()) + 1
-    )
-    logits = -pairwise_distances(embeddings[n_support_rows:], prototypes, metric)
-    return logits, query_codes
+    return get_metric(metric).episode_logits(embeddings, target)

@@ -59,8 +59,8 @@ class Conv4(nn.Module):
         image, so small images need fewer (3 for 8x8 digits).
     channels_last : bool, default=True
         Keep weights and activations in the channels-last memory layout,
-        which oneDNN's CPU convolutions run about 1.3x faster (measured by
-        ``benchmarks/speed.py``). The results are the same.
+        which oneDNN's CPU convolutions run faster (``benchmarks/speed.py``
+        measures it). The results are the same.
 
     Examples
     --------

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["NORMALIZATIONS", "normalize", "support_mean"]
+__all__ = ["CENTRED", "NORMALIZATIONS", "normalize", "support_mean"]
 
 #: Accepted values of ``PrototypicalClassifier(normalization=...)``:
 #: ``"l2"`` scales each embedding to unit length; ``"cl2n"`` first subtracts
 #: the support set's mean embedding (SimpleShot's centring then L2
 #: normalisation; Wang et al., 2019).
 NORMALIZATIONS = ("l2", "cl2n")
+#: The normalisations that centre on the support set's mean first.
+CENTRED = ("cl2n",)
 
 
 def support_mean(
@@ -21,7 +23,7 @@ def support_mean(
     Only ``"cl2n"`` centres: it returns the (sample-weighted) mean support
     embedding, of shape (d,); other kinds need no statistic (``None``).
     """
-    if kind != "cl2n":
+    if kind not in CENTRED:
         return None
     mean = _mean(embeddings, weights)
     if bool(torch.isfinite(mean).all()):
@@ -52,7 +54,7 @@ def normalize(
     """
     if kind is None:
         return embeddings
-    if kind == "cl2n":
+    if kind in CENTRED:
         embeddings = embeddings - mean.to(embeddings)
     largest = embeddings.abs().amax(1, keepdim=True)
     if bool(((largest > 1e150) | ((largest > 0) & (largest < 1e-150))).any()):

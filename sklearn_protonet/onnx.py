@@ -56,6 +56,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     ) from error
 
 from ._encoders import encoder_module, eval_mode, module_device
+from ._geometry import get_metric
 from .classifier import PrototypicalClassifier
 
 __all__ = ["MIN_OPSET", "check_exportable", "to_onnx"]
@@ -65,7 +66,6 @@ __all__ = ["MIN_OPSET", "check_exportable", "to_onnx"]
 MIN_OPSET = 18
 
 _ALIAS = "SklearnProtonetPrototypicalClassifier"
-_METRICS = ("sqeuclidean", "euclidean", "cosine", "mahalanobis", "gaussian")
 _NORMALIZATIONS = (None, "l2", "cl2n")
 # F.normalize's floor under a norm: a zero vector stays zero.
 _NORM_EPS = 1e-12
@@ -128,8 +128,7 @@ def check_exportable(clf: PrototypicalClassifier) -> None:
     if not isinstance(clf, PrototypicalClassifier):
         raise TypeError(f"Expected a PrototypicalClassifier, got {type(clf).__name__}.")
     check_is_fitted(clf, "prototypes_")
-    if clf.metric not in _METRICS:
-        raise ValueError(f"metric={clf.metric!r} has no ONNX graph.")
+    get_metric(clf.metric)  # every registered metric has a fixed graph
     if clf.normalization not in _NORMALIZATIONS:
         raise ValueError(f"normalization={clf.normalization!r} has no ONNX graph.")
     if clf.inference_dtype != "float32":
@@ -389,15 +388,16 @@ def _distances(graph: _Graph, clf, q: str) -> str:
     computes them."""
     prototypes = np.asarray(clf.prototypes_, dtype=np.float64)
     zero = graph.const("zero", np.array(0.0))
-    if clf.metric == "cosine":
+    metric = get_metric(clf.metric)
+    if metric.angular:
         unit = _rows_normalized(graph, _unit_max(graph, q, np.float64), np.float64)
         similarity = graph.op(
             "MatMul",
             [unit, graph.const("prototypes_t", _torch_normalize(prototypes).T)],
         )
         return graph.op("Sub", [graph.const("one", np.array(1.0)), similarity], "d")
-    if clf.metric in ("mahalanobis", "gaussian"):
-        if clf.metric == "gaussian":  # the embedding half of [embedding, precision]
+    if metric.variance_aware:
+        if metric.precision_in_output:  # the embedding half of the output
             q = graph.op(
                 "Slice",
                 [
@@ -455,7 +455,7 @@ def _distances(graph: _Graph, clf, q: str) -> str:
         ),
     )
     squared = graph.op("Max", [_sum(graph, terms), zero], "squared")
-    if clf.metric == "sqeuclidean":
+    if metric.scale_power == 2:
         return squared
     return graph.op("Sqrt", [squared], "d")
 

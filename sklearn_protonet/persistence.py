@@ -45,14 +45,14 @@ from torch import nn
 
 from . import __version__
 from ._encoders import encoder_module
+from ._geometry import DEFAULT_METRIC
 from ._io import atomic_writer
 from ._safe_load import check_file, damaged
 from ._safe_skops import check_archive, check_loaded
-from .classifier import PrototypicalClassifier
+from ._schema import params_from_json, params_to_json
+from .classifier import PrototypicalClassifier, restore_fitted
 from .contracts import InputContract
-from .covariance import VARIANCE_METRICS, ShrunkCovariance
 from .modules import MLP, Conv4
-from .precision import inference_module
 from .trainer import EpisodicTrainer
 
 __all__ = [
@@ -244,7 +244,7 @@ def save_encoder(encoder, path, metadata: dict | None = None) -> None:
             "content": "encoder",
             "module": json.dumps(_describe_module(module)),
             "input_contract": _contract_to_json(module),
-            "metric": getattr(estimator, "metric", "sqeuclidean"),
+            "metric": getattr(estimator, "metric", DEFAULT_METRIC),
             "info": json.dumps(metadata or {}),
         },
     )
@@ -362,9 +362,8 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
             "refit with set_params(inference_dtype='int8') after loading, or "
             "use pickle/joblib."
         )
-    tensors = {
-        "prototypes": torch.from_numpy(np.ascontiguousarray(classifier.prototypes_))
-    }
+    fitted = classifier._snapshot()
+    tensors = fitted.support.to_tensors()
     module = encoder_module(classifier.encoder_)
     if classifier.encoder_ is not None and module is None:
         raise TypeError(
@@ -374,47 +373,16 @@ def save_classifier(classifier: PrototypicalClassifier, path) -> None:
         )
     if module is not None:
         tensors.update(_module_tensors(module))
-    if classifier.embedding_mean_ is not None:
-        tensors["embedding_mean"] = torch.from_numpy(classifier.embedding_mean_)
-    # The variance-aware metrics' fitted state (covariance.py); the running
-    # sums that partial_fit continues from (prototypes.py).
-    for name in ("precisions", "shrinkage", "prototype_sums", "prototype_totals"):
-        if hasattr(classifier, f"{name}_"):
-            value = np.ascontiguousarray(getattr(classifier, f"{name}_"))
-            tensors[name] = torch.from_numpy(value)
-    covariance = classifier.covariance
-    random_state = classifier.random_state
     names = getattr(classifier, "feature_names_in_", None)
     metadata = {
         "content": "classifier",
         "module": json.dumps(None if module is None else _describe_module(module)),
-        "params": json.dumps(
-            {
-                "metric": classifier.metric,
-                "temperature": float(classifier.temperature),
-                "batch_size": int(classifier.batch_size),
-                "inference_dtype": classifier.inference_dtype,
-                "covariance": None if covariance is None else covariance.get_params(),
-                "normalization": classifier.normalization,
-                "fine_tune_steps": int(classifier.fine_tune_steps),
-                "fine_tune_lr": float(classifier.fine_tune_lr),
-                "fine_tune_shift": int(classifier.fine_tune_shift),
-                "fine_tune_augmentation": classifier.fine_tune_augmentation,
-                "fine_tune_layers": classifier.fine_tune_layers,
-                # A RandomState instance cannot be written: it becomes None.
-                "random_state": random_state if isinstance(random_state, int) else None,
-                # Semi-supervised prototypes and open-set rejection (issue 14).
-                "refinement_steps": int(classifier.refinement_steps),
-                "refinement": classifier.refinement,
-                "unknown_label": _json_label(classifier.unknown_label),
-                "rejection_quantile": float(classifier.rejection_quantile),
-            }
-        ),
-        "threshold": json.dumps(getattr(classifier, "threshold_", None)),
+        "params": json.dumps(params_to_json(classifier)),
+        "threshold": json.dumps(fitted.support.threshold),
         "input_contract": _contract_to_json(module),
-        "classes": _classes_to_json(classifier.classes_),
+        "classes": _classes_to_json(fitted.classes),
         "n_features_in": str(int(classifier.n_features_in_)),
-        "input_shape": json.dumps([int(s) for s in classifier.input_shape_]),
+        "input_shape": json.dumps([int(s) for s in fitted.input_shape]),
         "feature_names_in": json.dumps(None if names is None else names.tolist()),
     }
     _write(path, tensors, metadata)
@@ -466,103 +434,31 @@ def load_classifier(
 
 
 def _restore(metadata: dict, tensors: dict, encoder, device) -> PrototypicalClassifier:
-    params = json.loads(metadata["params"])
     classes = _classes_from_json(metadata["classes"])
-    prototypes = tensors.pop("prototypes").numpy()
-    mean = tensors.pop("embedding_mean", None)
-    fitted = {
-        name: tensors.pop(name).numpy()
-        for name in ("precisions", "shrinkage")
-        if name in tensors
-    }
-    sums = {
-        name: tensors.pop(name).numpy()
-        for name in ("prototype_sums", "prototype_totals")
-        if name in tensors
-    }
     input_shape = tuple(int(s) for s in json.loads(metadata["input_shape"]))
     n_features = int(metadata["n_features_in"])
     names = json.loads(metadata["feature_names_in"])
-    if prototypes.dtype != np.float64 or prototypes.ndim != 2:
-        raise ValueError(f"prototypes of dtype {prototypes.dtype}, {prototypes.ndim}-D")
-    if len(prototypes) != len(classes) or len(classes) < 2:
-        raise ValueError(f"{len(prototypes)} prototypes for {len(classes)} classes")
-    if not input_shape or input_shape[0] != n_features:
-        raise ValueError(f"input shape {input_shape} for {n_features} features")
-    if names is not None and len(names) != n_features:
-        raise ValueError(f"{len(names)} feature names for {n_features} features")
-
-    if (mean is None) != (params.get("normalization") != "cl2n") or (
-        mean is not None and mean.shape != (prototypes.shape[1],)
-    ):
-        raise ValueError(f"normalization {params.get('normalization')!r} and mean")
     module = None
+    state = {name: tensors.pop(name) for name in list(tensors) if "." not in name}
     if encoder is not None:
         module = _load_weights(encoder, tensors, device)
         _set_contract(module, metadata)
     elif tensors:
         raise ValueError(f"weights {sorted(tensors)} for the identity encoder")
-    elif prototypes.shape[1] != int(np.prod(input_shape)):
-        raise ValueError(
-            f"prototypes of {prototypes.shape[1]} features, X of {n_features}"
-        )
-
-    # The file holds every constructor parameter but the encoder and device.
-    covariance = params.pop("covariance", None)
     classifier = PrototypicalClassifier(
-        module,
-        covariance=None if covariance is None else ShrunkCovariance(**covariance),
-        **params,
+        module, **params_from_json(PrototypicalClassifier, metadata["params"])
     )
-    classifier._validate_params()
-    if (params["metric"] in VARIANCE_METRICS) != ("precisions" in fitted):
-        raise ValueError(f"metric {params['metric']!r} with tensors {sorted(fitted)}")
-    for name, value in fitted.items():
-        setattr(classifier, f"{name}_", value)
-    _restore_sums(classifier, sums, prototypes, metadata)
-    classifier.classes_ = classes
-    classifier.prototypes_ = prototypes
-    classifier.encoder_ = module
-    classifier.embedding_mean_ = None if mean is None else mean.numpy()
-    classifier.inference_module_ = (
-        None
-        if module is None or classifier.inference_dtype == "float32"
-        else inference_module(module, classifier.inference_dtype)
+    restore_fitted(
+        classifier,
+        state,
+        classes=classes,
+        input_shape=input_shape,
+        threshold=json.loads(metadata.get("threshold", "null")),
     )
-    classifier.input_shape_ = input_shape
     classifier.n_features_in_ = n_features
     if names is not None:
         classifier.feature_names_in_ = np.asarray(names, dtype=object)
     return classifier
-
-
-def _json_label(label):
-    """``unknown_label`` as JSON can write it (NumPy scalars to Python)."""
-    return label.item() if isinstance(label, np.generic) else label
-
-
-def _restore_sums(classifier, sums: dict, prototypes, metadata: dict) -> None:
-    """partial_fit's running sums and the rejection threshold (issue 14).
-
-    Files written before them hold neither: the sums are then the
-    prototypes with unit weight (partial_fit continues as if each class had
-    one example) and rejection is off.
-    """
-    # _safe_load.check_file has checked them: a pair, shaped as the
-    # prototypes, and a threshold exactly when unknown_label is set.
-    if sums:
-        classifier.prototype_sums_ = sums["prototype_sums"]
-        classifier.prototype_totals_ = sums["prototype_totals"]
-    else:
-        totals = getattr(classifier, "precisions_", None)
-        if classifier.metric != "gaussian":
-            totals = np.ones(len(prototypes))
-        classifier.prototype_totals_ = totals
-        classifier.prototype_sums_ = prototypes * (
-            totals[:, None] if totals.ndim == 1 else totals
-        )
-    threshold = json.loads(metadata.get("threshold", "null"))
-    classifier.threshold_ = None if threshold is None else float(threshold)
 
 
 # -- skops ---------------------------------------------------------------------

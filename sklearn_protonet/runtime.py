@@ -1,4 +1,4 @@
-"""Process-wide settings a training script opts into: allocator, threads, options.
+"""The allocator: malloc settings that keep freed memory for reuse.
 
 Kept apart from the estimators: they change the whole Python process, so a
 script or the command line opts in, never an estimator behind the user's back.
@@ -6,7 +6,6 @@ script or the command line opts in, never an estimator behind the user's back.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import ctypes.util
 import os
@@ -17,8 +16,6 @@ from contextlib import contextmanager
 from functools import cache
 
 __all__ = [
-    "add_script_options",
-    "apply_script_options",
     "freed_memory_kept",
     "keep_freed_memory",
     "release_freed_memory",
@@ -96,9 +93,8 @@ def keep_freed_memory() -> bool:
     for zeroed pages again; CPU meta-training of Conv4 spends a third to a
     half of its time there. This asks ``malloc`` to serve them from its heap
     and keep freed memory (``mallopt(M_MMAP_MAX, 0)`` and a 1 GiB
-    ``M_TRIM_THRESHOLD``), which made a Conv4 training step 1.5x to 1.8x
-    faster on a 2-core CPU, for a somewhat higher resident memory
-    (``benchmarks/speed.py``).
+    ``M_TRIM_THRESHOLD``), which makes CPU training steps faster for a
+    somewhat higher resident memory (``benchmarks/speed.py`` measures it).
     Memory freed by the process is reused by it rather than returned to the
     system, so call it in processes that train, not in long-lived services.
 
@@ -250,36 +246,3 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def add_script_options(parser: argparse.ArgumentParser) -> None:
-    """Add the training scripts' runtime options to ``parser``:
-    ``--no-progress`` (``args.progress`` False: no progress bar),
-    ``--threads N`` (torch threads) and ``--default-malloc`` (skip
-    :func:`keep_freed_memory`, which a script applies by default).
-
-    Used by ``python -m sklearn_protonet`` and the repository's benchmarks.
-    """
-    parser.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: all cores)"
-    )
-    parser.add_argument(
-        "--default-malloc",
-        action="store_true",
-        help="keep the C library's default malloc settings (by default the "
-        "script calls sklearn_protonet.runtime.keep_freed_memory(), which makes "
-        "CPU training 1.5x to 1.8x faster)",
-    )
-
-
-def apply_script_options(args: argparse.Namespace) -> None:
-    """Apply the options of :func:`add_script_options` to this process."""
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if not args.default_malloc:
-        keep_freed_memory()

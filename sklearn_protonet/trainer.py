@@ -55,6 +55,7 @@ from ._encoders import (
     materialize,
     module_device,
 )
+from ._geometry import DEFAULT_METRIC, metric_names
 from ._inputs import as_tensor, check_samples
 from ._io import atomic_writer
 from ._numerics import check_finite_loss, check_finite_weights
@@ -62,7 +63,7 @@ from ._rng import seeded_global, training_generators, uses_global_rng
 from ._sklearn_contract import check_encoder_input, record_input, sklearn_signature
 from ._sparse import iter_dense
 from .callbacks import DivergenceCheck, EpisodeAccuracy
-from .distances import METRICS, episode_logits
+from .distances import episode_logits
 from .episodes import (
     ClassSplit,
     EpisodeDataset,
@@ -162,10 +163,10 @@ default="sqeuclidean"
         distances and the loss stay float32, and ``transform`` always embeds
         in float32. Whether it pays depends on the hardware: on GPUs and on
         CPUs with AMX bfloat16 tiles it is faster; with AVX-512 bfloat16
-        alone a 60-way Conv4 step measured 0.88x to 1.6x float32's speed,
-        and on AVX2-only CPUs (most AMD, older Intel) bfloat16 is emulated
+        alone it may be faster or slower than float32 (measure it), and on
+        AVX2-only CPUs (most AMD, older Intel) bfloat16 is emulated
         and several times *slower*.
-        :func:`~sklearn_protonet.precision.training_autocast_dtype` picks
+        :func:`~sklearn_protonet.hardware.training_autocast_dtype` picks
         the value for the machine at hand.
     **kwargs
         Any other ``NeuralNet`` argument (``callbacks``, ``device``,
@@ -221,7 +222,7 @@ default="sqeuclidean"
         valid_n_shot: int | None = None,
         valid_n_query: int | None = None,
         valid_episodes: int = 100,
-        metric: str = "sqeuclidean",
+        metric: str = DEFAULT_METRIC,
         train_split=ClassSplit(0.2),  # noqa: B008  (skorch's convention)
         batch_size: int = 256,
         random_state=None,
@@ -262,7 +263,7 @@ default="sqeuclidean"
         "valid_n_shot": [None, Interval(Integral, 1, None, closed="left")],
         "valid_n_query": [None, Interval(Integral, 1, None, closed="left")],
         "valid_episodes": [Interval(Integral, 1, None, closed="left")],
-        "metric": [StrOptions({*METRICS, "gaussian"})],
+        "metric": [StrOptions(set(metric_names(trainable=True)))],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
             Options(Integral, {-1}),
@@ -512,7 +513,7 @@ default="sqeuclidean"
         logits, codes = episode_logits(y_pred, y_true, self.metric)
         loss = self.criterion_(logits, codes)
         # A diverged run stops here, naming the epoch, instead of recording
-        # NaN losses and ending with NaN weights (issue 11).
+        # NaN losses and ending with NaN weights.
         epoch = len(self.history)
         batch = len(self.history[-1, "batches"]) if epoch else 0
         check_finite_loss(loss, epoch, batch, self.lr)

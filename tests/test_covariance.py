@@ -11,10 +11,10 @@ from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet.covariance import (
     GaussianEncoder,
     ShrunkCovariance,
-    gaussian_episode_logits,
     mahalanobis_distances,
     precision_weighted_prototypes,
 )
+from sklearn_protonet.distances import episode_logits
 from sklearn_protonet.modules import MLP
 
 RNG = np.random.default_rng(0)
@@ -153,7 +153,8 @@ def test_gaussian_encoder_starts_as_the_plain_network(covariance):
     torch.testing.assert_close(out[:, :4], inner(X))
     assert (out[:, 4:] >= 1).all()
     codes = torch.tensor([0, 0, 1, 1, 2, 2])
-    logits = gaussian_episode_logits(out.detach(), codes)
+    target = {"support": codes, "query": torch.zeros(4, dtype=torch.long)}
+    logits, _ = episode_logits(out.detach(), target, "gaussian")
     embedded = inner(X).detach()
     means = torch.stack([embedded[:6][codes == c].mean(0) for c in range(3)])
     plain = -torch.cdist(embedded[6:], means).square()

@@ -143,7 +143,7 @@ def _image_folder(*classes: str, sizes=(8,), corrupt=False) -> Path:
     return root
 
 
-# -- issue 11: non-finite numbers, interruption, tampered files, downloads ----
+# -- non-finite numbers, interruption, tampered files, downloads ----
 
 
 class _Interrupt(Callback):
@@ -759,7 +759,7 @@ ERROR_CASES: list[ErrorCase] = [
         r"classes \[7\] in y_support have no metadata row",
         "Add a metadata row for every class of ``y_support``.",
     ),
-    # -- issue 11: non-finite numbers, interruption, tampered files ---------
+    # -- non-finite numbers, interruption, tampered files ---------
     ErrorCase(
         "diverged-meta-training",
         "A meta-training whose loss becomes NaN (a learning rate far too high)",
@@ -958,7 +958,7 @@ ERROR_CASES: list[ErrorCase] = [
 ]
 
 
-# -- issue 14: partial_fit, semi-supervised prototypes, open-set rejection -----
+# -- partial_fit, semi-supervised prototypes, open-set rejection -----
 _X3 = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
 ERROR_CASES += [
     ErrorCase(
@@ -992,10 +992,51 @@ ERROR_CASES += [
         "partial-fit-unknown-label",
         "``partial_fit`` with ``unknown_label`` or ``refinement_steps`` set",
         lambda: PrototypicalClassifier(unknown_label=-1).partial_fit(X4, Y4),
-        ValueError,
-        r"partial_fit does not support unknown_label=-1",
+        AttributeError,
+        r"This 'PrototypicalClassifier' has no attribute 'partial_fit'",
         "Use ``fit`` on the whole support set (the threshold and the "
-        "refinement need it at once).",
+        "refinement need it at once); the error's cause names the parameter.",
+    ),
+    ErrorCase(
+        "partial-fit-new-label-fixed-classes",
+        "A later ``partial_fit`` with a label outside the first call's ``classes``",
+        lambda: (
+            PrototypicalClassifier()
+            .partial_fit(X4, Y4, classes=[0, 1, 2, 3])
+            .partial_fit(X4[:2], [0, 7])
+        ),
+        ValueError,
+        r"y has labels \[7\] that are not in the classes given to the first call",
+        "Fit again with every class in ``classes`` (as scikit-learn's "
+        "incremental estimators require).",
+    ),
+    ErrorCase(
+        "unknown-label-kind",
+        "``unknown_label='unknown'`` with integer labels",
+        lambda: PrototypicalClassifier(unknown_label="unknown").fit(X4, Y4),
+        ValueError,
+        r"unknown_label='unknown' must be of the labels' kind",
+        "Give a label of the same kind as ``y`` that no class has (``-1``).",
+    ),
+    ErrorCase(
+        "fine-tune-variance-metric",
+        "``fine_tune_steps > 0`` with a variance-aware metric",
+        lambda: PrototypicalClassifier(
+            MLP(in_features=4, out_features=2), metric="mahalanobis", fine_tune_steps=2
+        ).fit(X4, Y4),
+        ValueError,
+        r"fine_tune_steps=2 fine-tunes on mean prototypes, which "
+        r"metric='mahalanobis' cannot serve",
+        "Use ``fine_tune_steps=0``, or a metric with mean prototypes.",
+    ),
+    ErrorCase(
+        "image-paths-as-X",
+        "An array of image file paths as ``X``",
+        lambda: PrototypicalClassifier().fit(np.array([["a.png"], ["b.png"]]), [0, 1]),
+        ValueError,
+        r"These look like image file paths: read them with "
+        r"sklearn_protonet.preprocessing.ImageReader",
+        "Put ``ImageReader.from_encoder(encoder)`` before the classifier.",
     ),
     ErrorCase(
         "partial-fit-classes",
@@ -1020,7 +1061,8 @@ ERROR_CASES += [
             X4, Y4
         ),
         ValueError,
-        r"refinement_steps=1 refines mean prototypes, but metric='mahalanobis'",
+        r"refinement_steps=1 refines mean prototypes, which metric='mahalanobis' "
+        r"cannot serve",
         "Use ``metric='sqeuclidean'`` (or ``euclidean``, ``cosine``).",
     ),
     ErrorCase(

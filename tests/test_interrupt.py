@@ -1,4 +1,4 @@
-"""Ctrl-C during a classifier's meta-training (issue 11, item 8).
+"""Ctrl-C during a classifier's meta-training.
 
 skorch swallows ``KeyboardInterrupt`` in ``fit`` and returns the net trained
 so far. A bare trainer keeps that behaviour (and says so in

@@ -4,7 +4,7 @@ measures the memory this saves); chunking never changes the results."""
 import numpy as np
 import pytest
 
-import sklearn_protonet._numerics as numerics_module
+import sklearn_protonet._geometry as geometry
 from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet.modules import MLP
 
@@ -22,13 +22,13 @@ def test_distances_are_computed_in_chunks(method, encoder, monkeypatch):
     expected = getattr(whole, method)(X)
 
     shapes = []
-    original = numerics_module.pairwise_distances
+    original = geometry._squared
 
-    def spy(queries, prototypes, metric):
+    def spy(queries, prototypes):
         shapes.append(tuple(queries.shape))
-        return original(queries, prototypes, metric)
+        return original(queries, prototypes)
 
-    monkeypatch.setattr(numerics_module, "pairwise_distances", spy)
+    monkeypatch.setattr(geometry, "_squared", spy)
     result = getattr(chunked, method)(X)
     assert [s[0] for s in shapes] == [7] * 8 + [4]
     assert result.dtype == expected.dtype and result.shape == expected.shape

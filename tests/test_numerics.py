@@ -1,4 +1,4 @@
-"""Non-finite numbers, never a silent NaN (issue 11, item 7).
+"""Non-finite numbers, never a silent NaN.
 
 A diverged meta-training stops with an error naming the epoch; an encoder
 that returns NaN or inf is an error naming the rows; and probabilities,

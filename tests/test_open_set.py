@@ -6,8 +6,23 @@ import torch
 from sklearn.exceptions import NotFittedError
 
 from sklearn_protonet import PrototypicalClassifier
-from sklearn_protonet.open_set import leave_one_out_distances, reject_labels
-from sklearn_protonet.prototypes import class_sums
+from sklearn_protonet._geometry import get_metric
+from sklearn_protonet._support import SupportState
+
+
+def _leave_one_out(metric, embeddings, codes, n_classes, weights=None):
+    """The support state's leave-one-out distances of labeled rows."""
+    state = SupportState.from_support(
+        embeddings,
+        codes.numpy(),
+        n_classes,
+        None if weights is None else weights.numpy(),
+        metric=get_metric(metric),
+        normalization=None,
+    )
+    return state._leave_one_out(
+        embeddings, codes.numpy(), None if weights is None else weights.numpy()
+    )
 
 
 def _clusters(seed=0, shots=5, n_classes=3, spread=0.3):
@@ -32,8 +47,7 @@ def test_leave_one_out_distances_match_refitting_without_the_row(metric):
     X[0] += 1.0
     embeddings, codes = torch.from_numpy(X), torch.from_numpy(y)
     weights = torch.linspace(0.5, 2.0, len(y), dtype=torch.float64)
-    sums, totals = class_sums(metric, embeddings, codes, 3, weights)
-    loo = leave_one_out_distances(metric, embeddings, codes, sums, totals, weights)
+    loo = _leave_one_out(metric, embeddings, codes, 3, weights)
     expected = []
     for i in range(len(y)):
         rest = np.arange(len(y)) != i
@@ -46,12 +60,7 @@ def test_leave_one_out_distances_match_refitting_without_the_row(metric):
 
 def test_single_example_classes_have_no_leave_one_out_distance():
     X = np.array([[0.0], [1.0], [5.0]])
-    sums, totals = class_sums(
-        "sqeuclidean", torch.from_numpy(X), torch.tensor([0, 0, 1]), 2
-    )
-    loo = leave_one_out_distances(
-        "sqeuclidean", torch.from_numpy(X), torch.tensor([0, 0, 1]), sums, totals
-    )
+    loo = _leave_one_out("sqeuclidean", torch.from_numpy(X), torch.tensor([0, 0, 1]), 2)
     np.testing.assert_allclose(loo.numpy(), [1.0, 1.0])
 
 
@@ -63,40 +72,57 @@ def test_rejection_accepts_known_and_rejects_far_queries():
     unknown = np.array([[-5.0, -5.0, 0, 5.0], [0, 0, 0, -6.0]])
     np.testing.assert_array_equal(clf.predict(known), [0, 1, 2])
     np.testing.assert_array_equal(clf.predict(unknown), [-1, -1])
-    # predict_proba ignores the reject option.
-    plain = PrototypicalClassifier().fit(X, y)
+    # The unknown label is the last column: a virtual prototype at distance
+    # threshold_, so predict_proba's argmax is predict's label, and the known
+    # columns keep their ratios.
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2, -1])
+    proba = clf.predict_proba(np.r_[known, unknown])
     np.testing.assert_array_equal(
-        clf.predict_proba(unknown), plain.predict_proba(unknown)
+        clf.classes_[proba.argmax(1)], clf.predict(np.r_[known, unknown])
+    )
+    plain = PrototypicalClassifier().fit(X, y).predict_proba(unknown)
+    known_columns = clf.predict_proba(unknown)[:, :3]
+    np.testing.assert_allclose(
+        known_columns / known_columns.sum(1, keepdims=True), plain, rtol=1e-6
     )
     assert clf.threshold_ > 0
 
 
 def test_threshold_is_the_quantile_of_the_leave_one_out_distances():
     _, X, y = _clusters(shots=4)
-    clf = PrototypicalClassifier(unknown_label="?", rejection_quantile=0.5)
+    clf = PrototypicalClassifier(unknown_label=-1, rejection_quantile=0.5)
     clf.fit(X, y)
     embeddings, codes = torch.from_numpy(X), torch.from_numpy(y)
-    sums, totals = class_sums("sqeuclidean", embeddings, codes, 3)
-    loo = leave_one_out_distances("sqeuclidean", embeddings, codes, sums, totals)
+    loo = _leave_one_out("sqeuclidean", embeddings, codes, 3)
     assert clf.threshold_ == pytest.approx(float(np.median(loo.numpy())))
     # The quantile is the share of support rows accepted by leave-one-out.
     assert (loo.numpy() <= clf.threshold_).mean() >= 0.5
 
 
 @pytest.mark.parametrize(
-    "labels, unknown, expected",
+    "y, unknown, match",
     [
-        (np.array([1, 2]), -1, np.array([1, -1])),
-        (np.array(["a", "b"]), "unknown", np.array(["a", "unknown"])),
-        (np.array([1, 2]), "unknown", np.array([1, "unknown"], dtype=object)),
+        ([1, 1, 2, 2], "unknown", "must be of the labels' kind"),
+        (["a", "a", "b", "b"], -1, "must be of the labels' kind"),
+        ([1, 1, 2, 2], 1, "is also a class label"),
+        ([1, 1, 2, 2], 0.5, "must be a whole number"),
     ],
 )
-def test_rejected_labels_keep_both_kinds(labels, unknown, expected):
-    out = reject_labels(labels, np.array([False, True]), unknown)
-    np.testing.assert_array_equal(out, expected)
-    assert out.dtype.kind == expected.dtype.kind
-    # The same dtype when nothing is rejected.
-    assert reject_labels(labels, np.array([False, False]), unknown).dtype == out.dtype
+def test_unknown_label_is_checked_against_y(y, unknown, match):
+    X = np.array([[0.0], [0.1], [5.0], [5.1]])
+    with pytest.raises(ValueError, match=match):
+        PrototypicalClassifier(unknown_label=unknown).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "y, unknown", [([1, 1, 2, 2], -1), (["a", "a", "b", "b"], "unknown")]
+)
+def test_rejected_labels_keep_the_labels_dtype(y, unknown):
+    X = np.array([[0.0], [0.1], [5.0], [5.1]])
+    clf = PrototypicalClassifier(unknown_label=unknown).fit(X, y)
+    labels = clf.predict([[0.05], [100.0]])
+    assert labels[1] == unknown and labels.dtype.kind == np.asarray(y).dtype.kind
+    assert clf.score(X, y) == 1.0  # no mixed types to sort
 
 
 @pytest.mark.parametrize("metric", ["mahalanobis", "gaussian"])

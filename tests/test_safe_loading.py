@@ -1,5 +1,5 @@
 """Tampered files: the safe loaders refuse them, naming the file and the field,
-before building anything from the metadata (issue 11, item 11).
+before building anything from the metadata.
 
 Three layers of cases: the audit's crafted files (huge layer sizes, huge
 label dtypes, NaN prototypes...), a sweep that replaces every metadata field

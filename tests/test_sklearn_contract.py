@@ -1,5 +1,5 @@
 """The scikit-learn contract with fitted encoders, output API, reprs, sparse
-input: the cases of an outside audit (issue 11), each as a class of cases."""
+input: the cases of an outside audit, each as a class of cases."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Seeded fits in threads equal the same fits run one after another, and a
-fit leaves the caller's global torch and NumPy generators as they were
-(issue 11, item 9)."""
+fit leaves the caller's global torch and NumPy generators as they were."""
 
 from __future__ import annotations
 

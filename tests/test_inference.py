@@ -1,12 +1,15 @@
 """Reduced-precision inference and the choice of precision per machine."""
 
+import copy
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sklearn_protonet import PrototypicalClassifier, precision
+from sklearn_protonet import PrototypicalClassifier, _inference, hardware
 from sklearn_protonet.modules import MLP, Conv4
 
 
@@ -16,9 +19,9 @@ def _images(n=64, seed=0):
 
 
 def test_cpu_info_reports_model_and_known_flags():
-    info = precision.cpu_info()
+    info = hardware.cpu_info()
     assert isinstance(info["model"], str) and info["model"]
-    assert set(info["flags"]) <= set(precision._PRECISION_FLAGS)
+    assert set(info["flags"]) <= set(hardware._PRECISION_FLAGS)
     assert info["torch_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
@@ -27,17 +30,17 @@ def test_cpu_info_reports_model_and_known_flags():
     [(["avx2", "amx_tile", "amx_bf16"], "bfloat16"), (["avx2", "fma"], None)],
 )
 def test_training_dtype_follows_the_flags(monkeypatch, flags, expected):
-    monkeypatch.setattr(precision, "cpu_info", lambda: {"flags": flags})
-    assert precision.training_autocast_dtype("cpu") == expected
+    monkeypatch.setattr(hardware, "cpu_info", lambda: {"flags": flags})
+    assert hardware.training_autocast_dtype("cpu") == expected
 
 
 def test_training_dtype_is_measured_when_the_flags_do_not_decide(monkeypatch):
-    monkeypatch.setattr(precision, "cpu_info", lambda: {"flags": ["avx512_bf16"]})
+    monkeypatch.setattr(hardware, "cpu_info", lambda: {"flags": ["avx512_bf16"]})
     # Without a module to time there is nothing to measure: float32.
-    assert precision.training_autocast_dtype("cpu") is None
+    assert hardware.training_autocast_dtype("cpu") is None
     module = MLP(in_features=784, hidden_sizes=(16,), out_features=8)
     before = [p.clone() for p in module.parameters()]
-    chosen = precision.training_autocast_dtype(
+    chosen = hardware.training_autocast_dtype(
         "cpu", module=module, example=_images(8), n_steps=1
     )
     assert chosen in (None, "bfloat16")
@@ -48,7 +51,7 @@ def test_training_dtype_is_measured_when_the_flags_do_not_decide(monkeypatch):
 
 def test_float32_is_the_module_itself():
     module = Conv4()
-    assert precision.inference_module(module, "float32") is module
+    assert _inference.inference_module(module, "float32") is module
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "int8"])
@@ -56,7 +59,7 @@ def test_reduced_precision_stays_close_to_float32(dtype):
     torch.manual_seed(0)
     module = Conv4().eval()
     X = _images(48)
-    fast = precision.inference_module(module, dtype, calibration=X[:32])
+    fast = _inference.inference_module(module, dtype, calibration=X[:32])
     with torch.inference_mode():
         reference, out = module(X), fast(X)
     assert out.dtype == torch.float32 and out.shape == reference.shape
@@ -70,13 +73,13 @@ def test_int8_quantises_linear_encoders_too():
     torch.manual_seed(0)
     module = MLP(in_features=20, hidden_sizes=(32,), out_features=8).eval()
     X = torch.randn(64, 20)
-    quantized = precision.inference_module(module, "int8", calibration=X)
+    quantized = _inference.inference_module(module, "int8", calibration=X)
     with torch.inference_mode():
         assert torch.allclose(quantized(X), module(X), atol=0.1, rtol=0.1)
 
 
 def test_int8_checks_inputs_like_the_module():
-    quantized = precision.inference_module(Conv4().eval(), "int8", _images(8))
+    quantized = _inference.inference_module(Conv4().eval(), "int8", _images(8))
     with pytest.raises(ValueError, match="Conv4 expects rows of 784 values"):
         quantized(torch.zeros(2, 10))
 
@@ -94,14 +97,14 @@ class _DataDependent(torch.nn.Module):
 
 def test_int8_names_untraceable_modules():
     with pytest.raises(ValueError, match="int8 needs a module that torch.fx can"):
-        precision.inference_module(_DataDependent(), "int8", torch.randn(4, 4))
+        _inference.inference_module(_DataDependent(), "int8", torch.randn(4, 4))
 
 
 def test_int8_needs_calibration_and_dtype_is_checked():
     with pytest.raises(ValueError, match="needs calibration inputs"):
-        precision.inference_module(Conv4(), "int8")
+        _inference.inference_module(Conv4(), "int8")
     with pytest.raises(ValueError, match="dtype must be one of"):
-        precision.inference_module(Conv4(), "int4")
+        _inference.inference_module(Conv4(), "int4")
 
 
 def _glyphs():
@@ -130,6 +133,13 @@ def test_classifier_int8_agrees_with_float32():
     assert exact.int8_error_ is None and 0 < fast.int8_error_ < 1
 
 
+def _assume_int8_error(clf, error):
+    """Replace the int8 error the embedder measured on the support set."""
+    embedder = copy.copy(clf._fitted.embedder)
+    embedder.int8_error = error
+    clf._fitted = dataclasses.replace(clf._fitted, embedder=embedder)
+
+
 @pytest.mark.parametrize(
     "params",
     [{}, {"metric": "cosine"}, {"normalization": "l2"}, {"normalization": "cl2n"}],
@@ -140,12 +150,12 @@ def test_int8_embeds_uncertain_queries_again_in_float32(params):
     exact = PrototypicalClassifier(Conv4().eval(), **params).fit(X[support], y[support])
     fast = clone(exact).set_params(inference_dtype="int8").fit(X[support], y[support])
     # Every row uncertain: every query is embedded in float32, as float32 does.
-    fast.int8_error_ = np.inf
+    _assume_int8_error(fast, np.inf)
     np.testing.assert_allclose(
         fast.decision_function(X), exact.decision_function(X), rtol=1e-5
     )
     # No error assumed: no row is embedded again, int8's own scores remain.
-    fast.int8_error_ = 0.0
+    _assume_int8_error(fast, 0.0)
     assert not np.allclose(
         fast.decision_function(X), exact.decision_function(X), rtol=1e-5
     )

@@ -1,28 +1,13 @@
-"""Numeric precision for speed: which precision pays on this machine, and
-encoders run in bfloat16, float16 or int8 for inference.
+"""Inference in reduced precision: an encoder run in bfloat16, float16 or
+int8, and the bound that tells which int8 decisions to check in float32.
 
-Reduced precision is a speed lever only where the hardware computes it
-natively. On x86 CPUs, bfloat16 matrix units (AMX) make bfloat16 autocast
-pay; AVX-512 bfloat16 instructions alone paid on an AMD EPYC (training and
-inference 1.7x to 1.9x float32) and gave mixed results on an Intel Xeon
-(faster or slower than float32 depending on the allocator), which is why
-:func:`training_autocast_dtype` times a step there; on AVX2-only CPUs bfloat16
-is emulated and several times *slower* than float32. int8 convolutions
-(FBGEMM/oneDNN, through PyTorch's quantization) are fast on every x86 CPU
-with AVX2. :func:`cpu_info` reads what the machine has;
-:func:`training_autocast_dtype` and :func:`inference_module` act on it.
+Which precision pays depends on the CPU (:mod:`sklearn_protonet.hardware`).
 """
 
 from __future__ import annotations
 
 import copy
-import os
-import platform
-import time
 import warnings
-from collections.abc import Callable
-from functools import cache
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -31,140 +16,13 @@ from ._encoders import module_device
 
 __all__ = [
     "INFERENCE_DTYPES",
-    "cpu_info",
     "inference_module",
     "relative_error",
     "uncertain_rows",
-    "training_autocast_dtype",
 ]
 
 #: Values of ``PrototypicalClassifier(inference_dtype=...)``.
 INFERENCE_DTYPES = ("float32", "bfloat16", "float16", "int8")
-
-# The /proc/cpuinfo flags that decide which precision is fast on x86.
-_PRECISION_FLAGS = (
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "avx512_fp16",
-    "amx_tile",
-    "amx_bf16",
-    "amx_int8",
-)
-
-
-@cache
-def cpu_info() -> dict:
-    """The CPU model and the instruction-set flags that matter for precision.
-
-    Returns
-    -------
-    dict
-        ``model`` (e.g. ``"AMD EPYC 7B13"``; ``platform.processor()`` where
-        ``/proc/cpuinfo`` is absent), ``flags`` (the subset of
-        ``avx2, fma, avx512f, avx512_vnni, avx_vnni, avx512_bf16, avx512_fp16,
-        amx_tile, amx_bf16, amx_int8`` the CPU reports, Linux only),
-        ``torch_capability`` (the vector instruction set PyTorch's own
-        kernels use, e.g. ``"AVX2"``) and ``logical_cpus``.
-
-    Examples
-    --------
-    >>> from sklearn_protonet.precision import cpu_info
-    >>> sorted(cpu_info())
-    ['flags', 'logical_cpus', 'model', 'torch_capability']
-    """
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name":
-            model = value.strip()
-        elif key == "flags":
-            present = set(value.split())
-            flags = [flag for flag in _PRECISION_FLAGS if flag in present]
-            break
-    return {
-        "model": model,
-        "flags": flags,
-        "torch_capability": torch.backends.cpu.get_cpu_capability(),
-        "logical_cpus": os.cpu_count(),
-    }
-
-
-def _timed_steps(step: Callable[[], None], n_steps: int) -> float:
-    step()  # warm-up: first calls pick kernels and allocate
-    start = time.perf_counter()
-    for _ in range(n_steps):
-        step()
-    return (time.perf_counter() - start) / n_steps
-
-
-def training_autocast_dtype(
-    device: str | torch.device = "cpu",
-    *,
-    module: nn.Module | None = None,
-    example: torch.Tensor | None = None,
-    n_steps: int = 2,
-) -> str | None:
-    """The ``autocast_dtype`` that trains fastest here: ``"bfloat16"`` or None.
-
-    Decided by the hardware where it is clear-cut, measured where it is not:
-
-    - CUDA: ``"bfloat16"`` when the GPU supports it (tensor cores), else None;
-    - CPU with AMX bfloat16 tiles (``amx_bf16``): ``"bfloat16"``;
-    - CPU without any bfloat16 instructions (AVX2 only, most AMD and older
-      Intel CPUs): None, float32 -- bfloat16 would be emulated, several times
-      slower;
-    - CPU with ``avx512_bf16`` but no AMX: it depends on the allocator and the
-      model (a 60-way Conv4 step measured from 0.88x to 1.15x float32), so
-      when ``module`` and ``example`` are given, ``n_steps`` forward-backward
-      passes of each precision are timed on a copy of ``module`` and the
-      faster wins; without them, None.
-
-    Parameters
-    ----------
-    device : str or torch.device, default="cpu"
-    module : torch.nn.Module or None, default=None
-        The encoder to time (a deep copy is trained, the module is untouched).
-    example : Tensor or None, default=None
-        One training batch for ``module`` (e.g. an episode's images).
-    n_steps : int, default=2
-        Timed steps per precision, after one warm-up step.
-
-    Returns
-    -------
-    {"bfloat16", None}
-        The value for :class:`~sklearn_protonet.EpisodicTrainer`'s
-        ``autocast_dtype``.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else None
-    if device.type != "cpu":
-        return None
-    flags = set(cpu_info()["flags"])
-    if "amx_bf16" in flags:
-        return "bfloat16"
-    if "avx512_bf16" not in flags or module is None or example is None:
-        return None
-    seconds = {}
-    for dtype in (None, "bfloat16"):
-        trial = copy.deepcopy(module).to(device).train()
-
-        def step(trial=trial, dtype=dtype):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(dtype)):
-                out = trial(example.to(device))
-            out.float().square().mean().backward()
-
-        seconds[dtype] = _timed_steps(step, n_steps)
-    return min(seconds, key=seconds.get)
 
 
 class _Autocast(nn.Module):
@@ -225,8 +83,7 @@ def _int8(module: nn.Module, calibration: torch.Tensor, batch_size: int):
             example = module.as_images(example)
         # Min-max ranges rather than the default histograms: a support set can
         # be a handful of images, and clipping its extremes clipped queries
-        # (on Omniglot: 99.90 % agreement with float32 instead of 99.93 %, and
-        # 3x longer to convert).
+        # (lower agreement with float32, and slower to convert).
         qconfig = QConfig(
             activation=MinMaxObserver.with_args(reduce_range=True),
             weight=PerChannelMinMaxObserver.with_args(
@@ -327,7 +184,7 @@ def uncertain_rows(
     normalized: torch.Tensor,
     prototypes: torch.Tensor,
     *,
-    metric: str,
+    angular: bool,
     normalization: str | None,
     mean: torch.Tensor | None,
     error: float,
@@ -346,10 +203,9 @@ def uncertain_rows(
     Only an error pointing along the line between the two prototypes moves
     the difference by its whole length (twice, at worst); an int8 error
     points in no particular direction of the embedding space, so a margin
-    of one length practically never flips: on Omniglot test episodes the
-    rows it leaves alone agreed with float32 on every query measured
-    (``benchmarks/inference.py``), while a third of the worst-case margin
-    already re-embedded up to 30 % of the queries.
+    of one length practically never flips (``benchmarks/inference.py``
+    measures the agreement with float32), while the worst-case margin would
+    embed many queries again.
 
     Parameters
     ----------
@@ -359,7 +215,8 @@ def uncertain_rows(
         The same after the classifier's ``normalization``.
     prototypes : Tensor of shape (k, d)
         The classifier's prototypes (normalised).
-    metric : {"sqeuclidean", "euclidean", "cosine"}
+    angular : bool
+        Whether the metric compares directions only (cosine).
     normalization : {None, "l2", "cl2n"}
     mean : Tensor of shape (d,) or None
         The support set's mean embedding, for ``"cl2n"``.
@@ -379,7 +236,7 @@ def uncertain_rows(
         centred = (embeddings - mean).norm(dim=1).clamp_min(1e-12)
         bound = 2 * bound / centred
     points, centres = normalized, prototypes
-    if metric == "cosine":
+    if angular:
         bound = 2 * bound / normalized.norm(dim=1).clamp_min(1e-12)
         points = torch.nn.functional.normalize(normalized, dim=1)
         centres = torch.nn.functional.normalize(prototypes, dim=1)

@@ -1,6 +1,6 @@
-"""The identity encoder works chunk by chunk, on one torch thread (issue 11,
-item 10): no float64 copy of all of X, and no thread contention on a busy
-machine (``benchmarks/identity_busy.py`` measures the speed)."""
+"""The identity encoder works chunk by chunk, on one torch thread: no float64
+copy of all of X, and no thread contention on a busy machine
+(``benchmarks/identity_busy.py`` measures the speed)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 from sklearn.neighbors import NearestCentroid
 
 from sklearn_protonet import PrototypicalClassifier, _encoders
+from sklearn_protonet._embedder import Embedder
 
 RNG = np.random.RandomState(0)
 X = RNG.rand(20_000, 784).astype(np.float32)  # 63 MB; as float64: 125 MB
@@ -33,18 +34,9 @@ def test_float32_input_is_not_copied_whole(method):
     assert peak < out.nbytes + 4 * chunk, peak / 2**20
 
 
-def test_chunks_are_batch_size_rows_of_float64(monkeypatch):
-    clf = PrototypicalClassifier(batch_size=3000).fit(X[:200], Y[:200])
-    seen = []
-    real = clf._embed_chunks
-
-    def spy(X_, *args):
-        for chunk in real(X_, *args):
-            seen.append((len(chunk), chunk.dtype))
-            yield chunk
-
-    monkeypatch.setattr(clf, "_embed_chunks", spy)
-    clf.predict(X)
+def test_chunks_are_batch_size_rows_of_float64():
+    embedder = Embedder(None, batch_size=3000, device=None, inference_dtype="float32")
+    seen = [(len(chunk), chunk.dtype) for chunk in embedder.iter(X)]
     assert seen == [(3000, torch.float64)] * 6 + [(2000, torch.float64)]
 
 
@@ -68,7 +60,7 @@ def test_identity_runs_on_one_thread_and_restores_the_setting(monkeypatch):
     import contextlib
 
     monkeypatch.setattr(
-        "sklearn_protonet.classifier.one_thread", contextlib.contextmanager(spy)
+        "sklearn_protonet._embedder.one_thread", contextlib.contextmanager(spy)
     )
     clf = PrototypicalClassifier().fit(X[:200], Y[:200])
     clf.predict(X[:500])
