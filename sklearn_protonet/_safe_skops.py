@@ -149,6 +149,8 @@ def _check_members(fail, archive, prefix: str, budget: _Budget) -> dict:
         name = prefix + info.filename
         if info.filename in by_name:
             raise fail(name, "member appears twice in the archive")
+        if info.flag_bits & 0x1:
+            raise fail(name, "member is encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             # bzip2 and lzma inflate a block at once, whatever the reader asks.
             raise fail(
@@ -177,7 +179,13 @@ def _read_member(fail, archive, info, prefix: str, keep: bool) -> bytes:
             try:
                 with archive.open(info) as handle:
                     return handle.read(_NPY_HEAD)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+            except (
+                zipfile.BadZipFile,
+                OSError,
+                EOFError,
+                ValueError,
+                RuntimeError,
+            ) as error:
                 raise fail(name, f"unreadable member ({error})") from None
     chunks, total, kept = [], 0, 0
     try:
@@ -189,7 +197,7 @@ def _read_member(fail, archive, info, prefix: str, keep: bool) -> bytes:
                 if keep or kept < _NPY_HEAD:
                     chunks.append(chunk)
                     kept += len(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as error:
         # zipfile checks each member's CRC-32 and stops at its declared size.
         raise fail(name, f"unreadable member ({error})") from None
     if total > info.file_size:

@@ -112,6 +112,21 @@ def forge_size(path: Path, name: str, size: int) -> Path:
     return path
 
 
+def forge_encrypted(path: Path, name: str) -> Path:
+    """Set the "encrypted" flag of ``name`` in both of its headers."""
+    data = bytearray(path.read_bytes())
+    encoded = name.encode()
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = 0
+        while (start := data.find(signature, start)) >= 0:
+            name_at = start + (30 if signature == b"PK\x03\x04" else 46)
+            if data[name_at : name_at + len(encoded)] == encoded:
+                data[start + offset] |= 0x1
+            start += 4
+    path.write_bytes(bytes(data))
+    return path
+
+
 def schema_of(path: Path) -> dict:
     return json.loads(members(path)["schema.json"])
 
@@ -217,6 +232,8 @@ def hostile_files(
     big_header = big_header.replace(b"(3, 6)", b"(4000000000,)".ljust(6))
     add("npy-header-declares-30-gib", prototypes, lambda out: write_zip(
         out, {**members(identity), prototypes: big_header}))  # fmt: skip
+    add("encrypted-member", prototypes, lambda out: forge_encrypted(
+        write_zip(out, members(identity)), prototypes))  # fmt: skip
     add("bzip2-member", prototypes, lambda out: write_zip(
         out, members(identity), deflated={prototypes},
         method=zipfile.ZIP_BZIP2))  # fmt: skip
