@@ -349,6 +349,13 @@ default="sqeuclidean"
         callbacks is stored as it is and refused by ``fit`` with the
         parameter's name.
         """
+        if not self.initialized_:
+            # skorch refuses a torch module or optimizer as an attribute
+            # outside initialize; before it, a module instance is a value
+            # like any other (set_params(**get_params()) must round-trip).
+            for key in ("module", "criterion", "optimizer"):
+                if isinstance(kwargs.get(key), (nn.Module, torch.optim.Optimizer)):
+                    vars(self)[key] = kwargs.pop(key)
         if "callbacks" in kwargs:
             self.callbacks = kwargs["callbacks"]
         if not _is_callback_list(self.callbacks):
