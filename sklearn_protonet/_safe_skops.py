@@ -403,9 +403,6 @@ def _check_fitted_classifier(fail, field: str, clf) -> None:
     classes, prototypes = _fitted(clf, "classes_"), _fitted(clf, "prototypes_")
     if classes is None and prototypes is None:
         return  # not fitted: nothing to agree
-    problem = label_problem(classes)
-    if problem is not None:
-        raise fail(f"{field}.classes_", problem)
     if (
         not isinstance(prototypes, np.ndarray)
         or prototypes.dtype != np.float64
@@ -416,10 +413,28 @@ def _check_fitted_classifier(fail, field: str, clf) -> None:
             f"must be a 2-D float64 array, got {_describe(prototypes)}",
         )
     n_classes, dim = prototypes.shape
-    if n_classes != len(classes) or dim < 1:
+    # With open-set rejection, classes_ ends with unknown_label, the label of
+    # a virtual prototype at the threshold's distance (no row of its own).
+    threshold = _fitted(clf, "threshold_")
+    rejecting = threshold is not None
+    known = classes
+    if rejecting and isinstance(classes, np.ndarray) and len(classes) == n_classes + 1:
+        known = classes[:-1]
+        unknown = classes[-1:].tolist()[0]
+        if unknown != getattr(clf, "unknown_label", None) or unknown in known.tolist():
+            raise fail(
+                f"{field}.classes_",
+                f"ends with {unknown!r}, not the unknown_label "
+                f"{getattr(clf, 'unknown_label', None)!r} of no class",
+            )
+    problem = label_problem(known)
+    if problem is not None:
+        raise fail(f"{field}.classes_", problem)
+    if n_classes != len(known) or dim < 1:
         raise fail(
             f"{field}.prototypes_",
-            f"shape {prototypes.shape} for {len(classes)} classes (classes_)",
+            f"shape {prototypes.shape} for {len(known)} classes (classes_"
+            f"{', less unknown_label' if known is not classes else ''})",
         )
     if not np.isfinite(prototypes).all():
         raise fail(f"{field}.prototypes_", "holds NaN or infinite values")
