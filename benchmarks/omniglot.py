@@ -40,6 +40,7 @@ from sklearn_protonet.callbacks import (
 )
 from sklearn_protonet.datasets import load_omniglot
 from sklearn_protonet.datasets._omniglot import INPUT_CONTRACT
+from sklearn_protonet.hardware import training_autocast_dtype
 from sklearn_protonet.model_selection import EpisodicSplit, episodic_score
 from sklearn_protonet.modules import (
     Conv4,
@@ -48,7 +49,6 @@ from sklearn_protonet.modules import (
     RandomStrokeWidth,
 )
 from sklearn_protonet.persistence import save_encoder
-from sklearn_protonet.hardware import training_autocast_dtype
 from sklearn_protonet.script_options import add_script_options, apply_script_options
 
 #: Table 1 of the paper and a public PyTorch reimplementation (orobix), in %.

@@ -48,10 +48,10 @@ from _common import RESULTS, environment, machine_line, markdown_table, write_re
 from cross_domain import digits_28
 
 from sklearn_protonet import PrototypicalClassifier
+from sklearn_protonet._support import as_prototypes, class_sums
 from sklearn_protonet.datasets import load_omniglot
 from sklearn_protonet.distances import pairwise_distances
 from sklearn_protonet.pretrained import load_pretrained
-from sklearn_protonet.prototypes import as_prototypes, class_sums
 from sklearn_protonet.refinement import REFINEMENTS, soft_kmeans
 
 #: Refinement steps of every refined column.

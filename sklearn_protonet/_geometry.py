@@ -76,8 +76,11 @@ class Metric:
     """A distance between embeddings and prototypes, with its capabilities.
 
     Subclasses set :attr:`name` and the capability flags, and implement
-    :meth:`pairwise` and :meth:`rowwise`; the mean-based defaults of the
-    other methods serve every metric whose prototypes are class means.
+    ``pairwise(queries, prototypes, precisions=None)``, the distances from
+    each query (n, d) to each prototype (k, d) as an (n, k) tensor, and
+    ``rowwise(points, prototypes, precisions=None)``, ``d(points[i],
+    prototypes[i])`` for each row i; the mean-based defaults of the other
+    methods serve every metric whose prototypes are class means.
     """
 
     name: ClassVar[str]
@@ -106,24 +109,6 @@ class Metric:
         return f"{type(self).__name__}()"
 
     # -- distances ---------------------------------------------------------
-
-    def pairwise(
-        self,
-        queries: torch.Tensor,
-        prototypes: torch.Tensor,
-        precisions: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Distances from each query (n, d) to each prototype (k, d): (n, k)."""
-        raise NotImplementedError
-
-    def rowwise(
-        self,
-        points: torch.Tensor,
-        prototypes: torch.Tensor,
-        precisions: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """``d(points[i], prototypes[i])`` for each row i: (n,)."""
-        raise NotImplementedError
 
     def from_products(
         self, dots: np.ndarray, sq_norms: np.ndarray, proto_sq: np.ndarray
@@ -161,7 +146,10 @@ class Metric:
         if not math.isfinite(scale) or scale == 0:
             return distances, 1.0
         distances = self.pairwise(queries / scale, prototypes / scale)
-        return distances, scale**self.scale_power
+        factor = 1.0
+        for _ in range(self.scale_power):  # inf, not OverflowError, past 1e308
+            factor *= scale
+        return distances, factor
 
     # -- prototypes --------------------------------------------------------
 

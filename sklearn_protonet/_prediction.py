@@ -216,12 +216,23 @@ class PrototypePredictionMixin:
         threshold = fitted.support.threshold / factor if factor else 0.0
         return torch.cat([d, d.new_full((len(d), 1), threshold)], 1), factor
 
+    def _over_logits(self, X, function: Callable) -> np.ndarray:
+        """``function(logits, 1)`` of each chunk; the logits are stable for
+        any temperature > 0 (1e-310 included): see ``_numerics.logits``."""
+        return self._per_chunk(
+            X,
+            lambda d, f, fitted: function(
+                logits(*self._with_unknown(d, f, fitted), self.temperature), 1
+            ),
+        )[0]
+
     def decision_function(self, X) -> np.ndarray:
         """Negative distances to the prototypes, divided by ``temperature``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to score against every class.
 
         Returns
         -------
@@ -244,6 +255,7 @@ class PrototypePredictionMixin:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to classify.
 
         Returns
         -------
@@ -262,17 +274,13 @@ class PrototypePredictionMixin:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples whose class log-probabilities to compute.
 
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        return self._per_chunk(
-            X,
-            lambda d, f, fitted: torch.log_softmax(
-                logits(*self._with_unknown(d, f, fitted), self.temperature), 1
-            ),
-        )[0]
+        return self._over_logits(X, torch.log_softmax)
 
     def predict_proba(self, X) -> np.ndarray:
         """Softmax over negative distances to the prototypes (eq. 2 of the
@@ -281,19 +289,14 @@ class PrototypePredictionMixin:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples whose class probabilities to compute.
 
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
             Rows sum to 1; columns follow ``classes_``.
         """
-        # Stable for any temperature > 0 (1e-310 included): see _numerics.
-        return self._per_chunk(
-            X,
-            lambda d, f, fitted: torch.softmax(
-                logits(*self._with_unknown(d, f, fitted), self.temperature), 1
-            ),
-        )[0]
+        return self._over_logits(X, torch.softmax)
 
     def score_samples(self, X) -> np.ndarray:
         """Typicality: the negative distance to the nearest prototype.
@@ -304,6 +307,7 @@ class PrototypePredictionMixin:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples whose typicality to measure.
 
         Returns
         -------
@@ -319,6 +323,7 @@ class PrototypePredictionMixin:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Samples to embed.
 
         Returns
         -------

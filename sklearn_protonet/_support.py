@@ -25,24 +25,28 @@ from ._geometry import Metric, get_metric
 from ._inference import uncertain_rows
 from ._inputs import as_tensor
 from ._sparse import sparse_distances, sparse_embeddings, sparse_prototypes
-from .normalization import CENTRED, normalize, support_mean
+from ._normalization import CENTRED, normalize, support_mean
+from .refinement import soft_kmeans
 
-__all__ = ["SupportState"]
+__all__ = ["SupportState", "as_prototypes", "class_sums"]
 
 
-def _as_prototypes(sums: torch.Tensor, totals: torch.Tensor) -> torch.Tensor:
+def as_prototypes(sums: torch.Tensor, totals: torch.Tensor) -> torch.Tensor:
     """``sums / totals``, totals of shape (k,) or (k, d)."""
     return sums / (totals[:, None] if totals.dim() == 1 else totals)
 
 
-def _class_sums(
-    metric: Metric,
+def class_sums(
+    metric: Metric | str,
     embeddings: torch.Tensor,
     codes: torch.Tensor,
     n_classes: int,
-    weights: torch.Tensor | None,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-class sums of the metric's row terms."""
+    """Per-class sums of the metric's row terms: ``prototypes = sums /
+    totals``."""
+    if isinstance(metric, str):
+        metric = get_metric(metric)
     _, row_sums, row_totals = metric.row_terms(embeddings, weights)
     sums = row_sums.new_zeros(n_classes, row_sums.shape[1]).index_add_(
         0, codes, row_sums
@@ -120,13 +124,15 @@ class SupportState:
         prototypes, precisions, shrinkage = metric.support_prototypes(
             rows, codes_t, n_classes, w, covariance
         )
-        if not bool(torch.isfinite(prototypes).all()):
+        sums, totals = class_sums(metric, rows, codes_t, n_classes, w)
+        # Classes without rows yet (partial_fit's classes) have no prototype.
+        present = (totals if totals.dim() == 1 else totals.sum(1)) > 0
+        if not bool(torch.isfinite(prototypes[present]).all()):
             raise ValueError(
                 f"The prototypes of metric={metric.name!r} are not finite: the "
                 "support set's embeddings are too large for float64 arithmetic. "
                 "Scale the inputs (e.g. StandardScaler) before the classifier."
             )
-        sums, totals = _class_sums(metric, rows, codes_t, n_classes, w)
         return cls(
             metric=metric,
             normalization=normalization,
@@ -156,6 +162,22 @@ class SupportState:
         )
         w = np.ones(X.shape[0]) if weights is None else weights
         totals = np.bincount(codes, w, minlength=n_classes)
+        return cls.from_prototypes(
+            prototypes, totals, metric, normalization=normalization, mean=mean
+        )
+
+    @classmethod
+    def from_prototypes(
+        cls,
+        prototypes: np.ndarray,
+        totals: np.ndarray,
+        metric: Metric,
+        *,
+        normalization: str | None = None,
+        mean: np.ndarray | None = None,
+    ) -> SupportState:
+        """Prototypes given directly (zero-shot: from class metadata), each
+        class weighing ``totals`` examples when support rows are added."""
         return cls(
             metric=metric,
             normalization=normalization,
@@ -163,21 +185,6 @@ class SupportState:
             sums=prototypes * totals[:, None],
             totals=totals,
             mean=mean,
-        )
-
-    @classmethod
-    def from_prototypes(
-        cls, prototypes: np.ndarray, weight: float, metric: Metric
-    ) -> SupportState:
-        """Prototypes given directly (zero-shot: from class metadata), each
-        counting as ``weight`` examples when support rows are added."""
-        totals = np.full(len(prototypes), float(weight))
-        return cls(
-            metric=metric,
-            normalization=None,
-            prototypes=prototypes,
-            sums=prototypes * totals[:, None],
-            totals=totals,
         )
 
     # -- updating ---------------------------------------------------------
@@ -197,7 +204,7 @@ class SupportState:
         """
         device = embeddings.device
         w = None if weights is None else as_tensor(weights).to(device)
-        sums, totals = _class_sums(
+        sums, totals = class_sums(
             self.metric,
             self.normalize(embeddings),
             _codes_tensor(codes, device),
@@ -222,8 +229,6 @@ class SupportState:
         method: str,
     ) -> SupportState:
         """Prototypes refined by unlabeled rows (semi-supervised)."""
-        from .prototypes import soft_kmeans
-
         if steps == 0 or len(embeddings) == 0:
             return self
         device = embeddings.device
@@ -234,11 +239,11 @@ class SupportState:
             steps,
             metric=self.metric.name,
             weights=None if weights is None else as_tensor(weights).to(device),
-            masked=method == "masked",
+            refinement=method,
         )
         return dataclasses.replace(
             self,
-            prototypes=_as_prototypes(sums, totals).cpu().numpy(),
+            prototypes=as_prototypes(sums, totals).cpu().numpy(),
             sums=sums.cpu().numpy(),
             totals=totals.cpu().numpy(),
         )
@@ -274,7 +279,7 @@ class SupportState:
         keep = positive if positive.dim() == 1 else positive.all(1)
         # Zero-weight rows are not examples; they have nothing to calibrate.
         keep &= (row_totals if row_totals.dim() == 1 else row_totals.sum(1)) > 0
-        loo = _as_prototypes(sums[codes_t][keep] - row_sums[keep], rest_totals[keep])
+        loo = as_prototypes(sums[codes_t][keep] - row_sums[keep], rest_totals[keep])
         precisions = None
         if self.precisions is not None:
             precisions = as_tensor(self.precisions).to(device)[codes_t][keep]

@@ -61,8 +61,8 @@ from ._sparse import dense_rows
 from ._support import SupportState
 from .adaptation import AUGMENTATIONS
 from .covariance import ShrunkCovariance
-from .normalization import NORMALIZATIONS
-from .prototypes import REFINEMENTS
+from ._normalization import NORMALIZATIONS
+from .refinement import REFINEMENTS
 
 __all__ = ["PrototypicalClassifier"]
 
@@ -180,10 +180,16 @@ class PrototypicalClassifier(
         they refine the labeled prototypes by this many soft k-means steps
         (Ren et al. 2018) and belong to no class. 0 (the default) uses no
         unlabeled rows: ``unlabeled_label`` is then an ordinary label.
-    refinement : str, default="masked"
-        The refinement: plain soft k-means (``"soft_kmeans"``), where every
-        unlabeled row joins the prototypes, or one that keeps rows unlike
-        every class out (see :ref:`semi_supervised` for the choices).
+    refinement : {"guarded", "masked", "soft_kmeans"}, default="guarded"
+        How unlabeled rows refine the prototypes
+        (:func:`sklearn_protonet.refinement.soft_kmeans`): ``"guarded"``
+        keeps rows unlike every class out (the mask of ``"masked"``), leaves
+        out rows beyond the reach of the labeled prototypes, and stands aside
+        (labeled prototypes unchanged) unless most classes have an unlabeled
+        row confidently their own, so that unlabeled rows never cost
+        accuracy; ``"masked"`` only masks; ``"soft_kmeans"`` lets every row
+        join (Ren et al. 2018). :ref:`semi_supervised` says when refinement
+        pays.
     unknown_label : int, float, str or None, default=None
         Open-set rejection (:ref:`open_set`): the label of queries farther
         from every prototype than ``threshold_``, calibrated at ``fit`` from
@@ -313,7 +319,7 @@ class PrototypicalClassifier(
         random_state=None,
         inference_dtype: str = "float32",
         refinement_steps: int = 0,
-        refinement: str = "masked",
+        refinement: str = "guarded",
         unknown_label=None,
         rejection_quantile: float = 0.99,
         unlabeled_label=-1,
@@ -364,6 +370,10 @@ class PrototypicalClassifier(
             preserves_dtype=["float64"] if self.encoder is None else []
         )
         return tags
+
+    # Defined here, not only in the mixin: scikit-learn's set_output wraps
+    # the transform that the estimator's own class defines.
+    transform = PrototypePredictionMixin.transform
 
     # -- fitted state, as scikit-learn attributes ------------------------------
 

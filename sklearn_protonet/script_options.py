@@ -17,7 +17,8 @@ def add_script_options(parser: argparse.ArgumentParser) -> None:
     """Add the training scripts' runtime options to ``parser``:
     ``--no-progress`` (``args.progress`` False: no progress bar),
     ``--threads N`` (torch threads) and ``--default-malloc`` (skip
-    :func:`~sklearn_protonet.runtime.keep_freed_memory`, which a script applies by default).
+    :func:`~sklearn_protonet.runtime.keep_freed_memory`, which a script
+    applies by default).
 
     Used by ``python -m sklearn_protonet`` and the repository's benchmarks.
     """

@@ -147,6 +147,7 @@ def test_set_params_round_trip_with_a_fitted_encoder(blobs):
         n_query=2,
         max_epochs=1,
         episodes_per_epoch=2,
+        train_split=None,
         verbose=0,
     ).fit(X.astype(np.float32), y)
     clf = PrototypicalClassifier(trainer)

@@ -1072,7 +1072,7 @@ ERROR_CASES += [
         InvalidParameterError,
         r"The 'refinement' parameter of PrototypicalClassifier must be a str "
         r"among",
-        "Use ``'masked'`` or ``'soft_kmeans'``.",
+        "Use ``'guarded'``, ``'masked'`` or ``'soft_kmeans'``.",
     ),
     ErrorCase(
         "open-set-label-collision",

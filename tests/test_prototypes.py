@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sklearn_protonet import PrototypicalClassifier
+from sklearn_protonet._labels import unlabeled_rows
 from sklearn_protonet.covariance import GaussianEncoder
 from sklearn_protonet.modules import MLP
-from sklearn_protonet.prototypes import unlabeled_mask
 
 SETTINGS = settings(max_examples=20, deadline=None, derandomize=True)
 DIM = 6
@@ -179,10 +179,15 @@ def test_partial_fit_int8_and_float32_agree():
 
 
 def test_unlabeled_marker_numbers_and_strings():
-    np.testing.assert_array_equal(unlabeled_mask(np.array([0, -1, 2])), [0, 1, 0])
-    np.testing.assert_array_equal(unlabeled_mask(np.array(["a", "-1"])), [0, 1])
     np.testing.assert_array_equal(
-        unlabeled_mask(np.array(["a", -1, None], dtype=object)), [0, 1, 0]
+        unlabeled_rows(np.array([0, -1, 2]), -1, active=True), [0, 1, 0]
+    )
+    np.testing.assert_array_equal(
+        unlabeled_rows(np.array(["a", "-1"]), -1, active=True), [0, 1]
+    )
+    np.testing.assert_array_equal(
+        unlabeled_rows(np.array(["a", -1, None], dtype=object), -1, active=True),
+        [0, 1, 0],
     )
 
 

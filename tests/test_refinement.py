@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from sklearn_protonet import PrototypicalClassifier
+from sklearn_protonet._support import as_prototypes, class_sums
 from sklearn_protonet.distances import pairwise_distances
-from sklearn_protonet.prototypes import as_prototypes, class_sums
 from sklearn_protonet.refinement import REFINEMENTS, _guard, _squared, soft_kmeans
 
 METRICS = ["sqeuclidean", "euclidean", "cosine"]
@@ -176,7 +176,7 @@ def test_guard_thresholds_mean_the_same_for_every_metric(metric):
 
 @pytest.mark.parametrize("metric", METRICS)
 @pytest.mark.parametrize("normalization", [None, "l2", "cl2n"])
-@pytest.mark.parametrize("refinement", ["soft_kmeans", "masked"])
+@pytest.mark.parametrize("refinement", ["guarded", "soft_kmeans", "masked"])
 def test_classifier_prototypes_are_the_functions(metric, normalization, refinement):
     """The classifier refines its normalised float64 class sums with this
     function: the same prototypes, for every metric and normalisation."""

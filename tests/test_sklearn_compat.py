@@ -1,8 +1,9 @@
 """scikit-learn's own estimator checks, over every kind of encoder.
 
-The expected failures are declared next to the estimator
-(``sklearn_protonet._sklearn_contract.expected_failed_checks``), each with its
-reason; every other check must pass. A fitted encoder takes one sample width
+Every kind of encoder and every opt-in configuration runs through
+``parametrize_with_checks``; the expected failures are declared in
+``tests/_expected_checks.py``, each with its reason, and every other check
+must pass. A fitted encoder takes one sample width
 only, so the checks that fit on data of their own width fail: each such
 failure must be exactly scikit-learn's width error, nothing else. (A declared
 check may pass: float32 rounding depends on the batch, and a check whose data
@@ -21,13 +22,14 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_protonet import PrototypicalClassifier
-from sklearn_protonet._sklearn_contract import (
+from sklearn_protonet.modules import MLP, Conv4
+from sklearn_protonet.pretrained import load_pretrained
+
+from ._expected_checks import (
     _FIXED_WIDTH,
     WIDTH_ERROR,
     expected_failed_checks,
 )
-from sklearn_protonet.modules import MLP
-
 from .conftest import tiny_conv4_trainer, tiny_trainer
 
 
@@ -52,14 +54,39 @@ def _fitted_trainers():
 
 
 _MLP, _CONV4 = _fitted_trainers()
+
+
+def _mlp():
+    return MLP(hidden_sizes=(16,), out_features=8)
+
+
 ESTIMATORS = [
+    # Every kind of encoder ...
     PrototypicalClassifier(),
     PrototypicalClassifier(MLP(hidden_sizes=(16,), out_features=8)),
+    PrototypicalClassifier(torch.nn.Sequential(torch.nn.LazyLinear(4))),
+    PrototypicalClassifier(load_pretrained("omniglot-conv4-1shot")),
     PrototypicalClassifier(tiny_trainer(n_way=2, n_shot=1, n_query=1)),
     PrototypicalClassifier(_MLP),
     PrototypicalClassifier(_CONV4),
     PrototypicalClassifier(FrozenEstimator(_MLP)),
     PrototypicalClassifier(torch.nn.Sequential(torch.nn.Linear(3, 4))),
+    # ... and every opt-in feature (the metrics' own configurations, with
+    # their covariance and Gaussian encoders, are in test_covariance.py).
+    PrototypicalClassifier(unknown_label=-1),
+    PrototypicalClassifier(refinement_steps=2),
+    PrototypicalClassifier(refinement_steps=2, unlabeled_label=-2),
+    PrototypicalClassifier(normalization="l2"),
+    PrototypicalClassifier(normalization="cl2n"),
+    PrototypicalClassifier(metric="euclidean"),
+    PrototypicalClassifier(metric="cosine"),
+    PrototypicalClassifier(_mlp(), inference_dtype="bfloat16"),
+    PrototypicalClassifier(_mlp(), inference_dtype="int8"),
+    PrototypicalClassifier(
+        Conv4(input_shape=(1, 4, 4), n_blocks=2, hidden_channels=4),
+        fine_tune_steps=2,
+        random_state=0,
+    ),
 ]
 
 

@@ -153,6 +153,10 @@ class ZeroShotPrototypicalClassifier(
         self.batch_size = batch_size
         self.device = device
 
+    # Defined here, not only in the mixin: scikit-learn's set_output wraps
+    # the transform that the estimator's own class defines.
+    transform = PrototypePredictionMixin.transform
+
     def _fitted_class(self, kind) -> type[Fitted]:
         if kind != _ZeroShotFitted.__name__:
             raise ValueError(f"unknown fitted state {kind!r}")
@@ -219,8 +223,9 @@ class ZeroShotPrototypicalClassifier(
         sums = embedded.new_zeros(k, embedded.shape[1]).index_add_(0, codes_t, embedded)
         counts = torch.bincount(codes_t, minlength=k).double()
         metadata = (sums / counts[:, None]).numpy()
+        weights = np.full(len(classes), float(self.metadata_weight))
         support = SupportState.from_prototypes(
-            metadata.copy(), self.metadata_weight, get_metric(self.metric)
+            metadata.copy(), weights, get_metric(self.metric)
         )
         if X_support is not None or y_support is not None:
             support, input_shape = self._blend(
