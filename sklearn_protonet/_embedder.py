@@ -88,6 +88,9 @@ class Embedder:
         self.recheck_int8 = recheck_int8
         self.int8_error: float | None = None
         self.fast_module = None
+        # int8's calibration rows: an int8 copy cannot be pickled, so a
+        # restored embedder quantises again from them (the same int8 model).
+        self.calibration = None
         if self.module is None:
             if inference_dtype != "float32":
                 raise ValueError(
@@ -96,12 +99,15 @@ class Embedder:
                     "inference_dtype='float32'."
                 )
         elif inference_dtype != "float32":
-            rows = None
             if inference_dtype == "int8":
-                rows = as_tensor(dense_rows(calibration, np.float32))
-            self.fast_module = inference_module(
-                self.module, inference_dtype, rows, batch_size
-            )
+                self.calibration = np.array(dense_rows(calibration, np.float32))
+            self._set_fast_module()
+
+    def _set_fast_module(self) -> None:
+        rows = None if self.calibration is None else as_tensor(self.calibration)
+        self.fast_module = inference_module(
+            self.module, self.inference_dtype, rows, self.batch_size
+        )
 
     _STATE = (
         "encoder",
@@ -110,7 +116,7 @@ class Embedder:
         "inference_dtype",
         "recheck_int8",
         "int8_error",
-        "fast_module",
+        "calibration",
     )
 
     def to_dict(self) -> dict:
@@ -129,6 +135,9 @@ class Embedder:
             setattr(new, name, data[name])
         new.module = encoder_module(new.encoder)
         new.device = resolve_device(new.module, None)
+        new.fast_module = None
+        if new.module is not None and new.inference_dtype != "float32":
+            new._set_fast_module()
         return new
 
     @property

@@ -249,6 +249,13 @@ class Cosine(Metric):
         return 1.0 - dots / norms / np.maximum(np.sqrt(proto_sq), _EPS)
 
 
+def _weight_column(embeddings: torch.Tensor, weights) -> torch.Tensor:
+    """The rows' weights as an (n, 1) column (ones when None)."""
+    if weights is None:
+        return torch.ones_like(embeddings[:, :1])
+    return weights.to(embeddings)[:, None]
+
+
 class _VarianceAware(Metric):
     """Squared Mahalanobis distances under a precision per class."""
 
@@ -288,11 +295,7 @@ class Mahalanobis(_VarianceAware):
     def support_prototypes(
         self, embeddings, codes, n_classes, weights=None, covariance=None
     ):
-        column = (
-            torch.ones_like(embeddings[:, :1])
-            if weights is None
-            else weights.to(embeddings)[:, None]
-        )
+        column = _weight_column(embeddings, weights)
         prototypes, _ = precision_weighted_prototypes(
             embeddings, column, codes, n_classes
         )
@@ -326,11 +329,7 @@ class Gaussian(_VarianceAware):
     def support_prototypes(
         self, embeddings, codes, n_classes, weights=None, covariance=None
     ):
-        column = (
-            torch.ones_like(embeddings[:, :1])
-            if weights is None
-            else weights.to(embeddings)[:, None]
-        )
+        column = _weight_column(embeddings, weights)
         embedding, precision = split_gaussian(embeddings)
         prototypes, precisions = precision_weighted_prototypes(
             embedding, precision * column, codes, n_classes

@@ -88,6 +88,13 @@ def adapted_encoder(
             f"but samples of shape {X.shape[1:]} are not images and the encoder "
             "states no input shape. Pass X as (n, channels, height, width) images."
         )
+    size, given = int(np.prod(shape)), int(np.prod(X.shape[1:]))
+    if size != given:
+        raise ValueError(
+            f"X has {given} features, but PrototypicalClassifier is expecting "
+            f"{size} features as input: the encoder adapted by fine_tune_steps "
+            f"takes images of shape {tuple(shape)}."
+        )
     device = resolve_device(module, device)
     seed = draw_seed(random_state)  # NumPy's global state untouched
     return adaptation.adapt_encoder(

@@ -24,8 +24,8 @@ import torch
 from ._geometry import Metric, get_metric
 from ._inference import uncertain_rows
 from ._inputs import as_tensor
-from ._sparse import sparse_distances, sparse_embeddings, sparse_prototypes
 from ._normalization import CENTRED, normalize, support_mean
+from ._sparse import sparse_distances, sparse_embeddings, sparse_prototypes
 from .refinement import soft_kmeans
 
 __all__ = ["SupportState", "as_prototypes", "class_sums"]
@@ -383,12 +383,17 @@ class SupportState:
     @classmethod
     def from_dict(cls, data: dict) -> SupportState:
         """The state written by :meth:`to_dict`, checked."""
-        tensors = {
-            saved: None if data.get(saved) is None else torch.as_tensor(data[saved])
-            for saved in cls._ARRAYS.values()
-        }
+        tensors = {}
+        for saved in cls._ARRAYS.values():
+            value = data.get(saved)
+            if value is None:
+                continue
+            array = np.asarray(value) if not isinstance(value, np.ndarray) else value
+            if array.dtype != np.float64:
+                raise ValueError(f"{saved} must be float64, got {array.dtype}")
+            tensors[saved] = torch.from_numpy(np.ascontiguousarray(array))
         return cls.from_tensors(
-            {k: v for k, v in tensors.items() if v is not None},
+            tensors,
             metric=get_metric(data["metric"]),
             normalization=data["normalization"],
             threshold=data["threshold"],

@@ -50,6 +50,7 @@ from ._labels import (
     grown_classes,
     unlabeled_rows,
 )
+from ._normalization import NORMALIZATIONS
 from ._prediction import Fitted, PrototypePredictionMixin, fitted_attribute
 from ._setup import adapted_encoder, fitted_encoder
 from ._sklearn_contract import (
@@ -61,7 +62,6 @@ from ._sparse import dense_rows
 from ._support import SupportState
 from .adaptation import AUGMENTATIONS
 from .covariance import ShrunkCovariance
-from ._normalization import NORMALIZATIONS
 from .refinement import REFINEMENTS
 
 __all__ = ["PrototypicalClassifier"]
@@ -414,7 +414,12 @@ class PrototypicalClassifier(
         self : PrototypicalClassifier
         """
         vars(self).pop("_fitted", None)  # a failed fit leaves no stale state
-        self._fitted = self._fit_support(X, y, sample_weight, classes=None)
+        try:
+            self._fitted = self._fit_support(X, y, sample_weight, classes=None)
+        except KeyboardInterrupt:  # an interrupted meta-training: not fitted
+            for name in ("n_features_in_", "feature_names_in_"):
+                vars(self).pop(name, None)
+            raise
         return self
 
     def _fit_support(self, X, y, sample_weight, classes) -> Fitted:
@@ -438,8 +443,11 @@ class PrototypicalClassifier(
         weights = class_weights(sample_weight, X, codes, known, classes is not None)
         names = getattr(self, "feature_names_in_", None)
         check_encoder_input(self.encoder, X.shape[1:], names, type(self).__name__)
-        if isinstance(self.encoder, nn.Module | None) or is_fitted(self.encoder):
-            contract = contracts.get_input_contract(self.encoder, infer_shape=False)
+        encoder = self.encoder
+        if isinstance(encoder, nn.Module | None) or (
+            hasattr(encoder, "fit") and is_fitted(encoder)
+        ):
+            contract = contracts.get_input_contract(encoder, infer_shape=False)
             if contract is not None and contract.shape is not None:
                 check_image_shape(X.shape[1:], contract, type(self).__name__)
         given = None if sample_weight is None else weights

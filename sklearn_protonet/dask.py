@@ -137,6 +137,7 @@ def predict(estimator, X) -> da.Array:
     ----------
     estimator : fitted classifier
     X : dask.array.Array, dask.dataframe.DataFrame or dask.dataframe.Series
+        The samples to classify, in blocks of rows.
 
     Returns
     -------
@@ -152,6 +153,7 @@ def predict_proba(estimator, X) -> da.Array:
     Parameters
     ----------
     estimator : fitted classifier
+        With a ``predict_proba`` method.
     X : dask.array.Array, dask.dataframe.DataFrame or dask.dataframe.Series
 
     Returns

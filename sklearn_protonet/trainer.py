@@ -514,11 +514,14 @@ default="sqeuclidean"
         ):
             return super().infer(x, **fit_params).float()
 
+    def episode_logits(self, y_pred, target) -> tuple[torch.Tensor, torch.Tensor]:
+        """The queries' logits over the episode's prototypes, and their codes."""
+        target = {k: v.to(y_pred.device) for k, v in target.items()}
+        return episode_logits(y_pred, target, self.metric)
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Cross-entropy of the queries over the episode's prototypes."""
-        y_true = {k: v.to(y_pred.device) for k, v in y_true.items()}
-        logits, codes = episode_logits(y_pred, y_true, self.metric)
-        loss = self.criterion_(logits, codes)
+        loss = self.criterion_(*self.episode_logits(y_pred, y_true))
         # A diverged run stops here, naming the epoch, instead of recording
         # NaN losses and ending with NaN weights.
         epoch = len(self.history)

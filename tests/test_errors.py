@@ -701,13 +701,15 @@ ERROR_CASES: list[ErrorCase] = [
     ),
     ErrorCase(
         "encoder-contract-size",
-        "Images of another size than a pretrained encoder's input contract",
+        "Images of another size than a pretrained encoder's input contract (in "
+        "``fit`` and in ``predict``)",
         lambda: PrototypicalClassifier(load_pretrained()).fit(
             np.zeros((2, 1, 20, 20)), [0, 1]
         ),
         ValueError,
-        r"The encoder takes images of shape \(1, 28, 28\) .*but the samples have "
-        r"shape \(1, 20, 20\).*ImageReader.from_encoder\(encoder\)",
+        r"X has samples of shape \(1, 20, 20\), but PrototypicalClassifier is "
+        r"expecting images of shape \(1, 28, 28\).*input contract.*"
+        r"ImageReader.from_encoder\(encoder\)",
         "Resize the images, e.g. ``ImageReader.from_encoder(encoder)`` in a Pipeline.",
     ),
     ErrorCase(

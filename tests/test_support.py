@@ -52,7 +52,7 @@ def test_round_trip_through_plain_data():
     "tamper, match",
     [
         ({"prototype_sums": np.zeros((2, 3))}, "prototype_sums must be float64"),
-        ({"prototypes": np.zeros((3, 3), np.float32)}, "prototypes must be 2-D"),
+        ({"prototypes": np.zeros((3, 3), np.float32)}, "prototypes must be float64"),
         ({"embedding_mean": None}, "embedding_mean disagree"),
         ({"prototype_totals": -np.ones(3)}, "must not be negative"),
         ({"threshold": -1.0}, "finite distance"),

@@ -185,10 +185,6 @@ class ZeroShotTrainer(EpisodicTrainer):
         logits = -pairwise_distances(y_pred, prototypes.float(), self.metric)
         return logits, target["query"].to(y_pred.device)
 
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Cross-entropy of the queries over the episode's metadata prototypes."""
-        return self.criterion_(*self.episode_logits(y_pred, y_true))
-
     def transform_metadata(self, metadata) -> np.ndarray:
         """Embed metadata rows (DataFrame or array) with the metadata encoder.
 
