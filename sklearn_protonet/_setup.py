@@ -70,6 +70,7 @@ def adapted_encoder(
     metric: str,
     device,
     random_state,
+    progress: bool = False,
 ) -> nn.Module:
     """A copy of the encoder's module adapted to the support images
     (:func:`sklearn_protonet.adaptation.adapt_encoder`)."""
@@ -108,4 +109,5 @@ def adapted_encoder(
         n_layers=layers,
         metric=metric,
         seed=int(seed),
+        progress=progress,
     )

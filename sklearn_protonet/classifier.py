@@ -211,6 +211,10 @@ class PrototypicalClassifier(
         (``-1`` as in :mod:`sklearn.semi_supervised`; the string ``"-1"``
         also marks string labels). Set another value when ``-1`` is a real
         class, e.g. for a binary ``{-1, 1}`` problem with refinement.
+    verbose : int, default=0
+        With a positive value, ``fit`` shows a progress bar of the steps
+        that take time (``fine_tune_steps``; an unfitted trainer encoder
+        reports through its own ``verbose``).
 
     Attributes
     ----------
@@ -299,6 +303,7 @@ class PrototypicalClassifier(
         "unknown_label": [None, str, Real],
         "rejection_quantile": [Interval(Real, 0, 1, closed="both")],
         "unlabeled_label": [None, str, Integral],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -323,6 +328,7 @@ class PrototypicalClassifier(
         unknown_label=None,
         rejection_quantile: float = 0.99,
         unlabeled_label=-1,
+        verbose: int = 0,
     ) -> None:
         self.encoder = encoder
         self.metric = metric
@@ -343,6 +349,7 @@ class PrototypicalClassifier(
         self.unknown_label = unknown_label
         self.rejection_quantile = rejection_quantile
         self.unlabeled_label = unlabeled_label
+        self.verbose = verbose
 
     def __sklearn_clone__(self):
         # A fitted encoder is a frozen, expensive artefact: the clone shares
@@ -480,6 +487,7 @@ class PrototypicalClassifier(
                 metric=self.metric,
                 device=self.device,
                 random_state=self.random_state,
+                progress=self.verbose > 0,
             )
         embedder = self._embedder(encoder, metric, calibration=X)
         embeddings, error = embedder.support(X)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 
+from ._geometry import DEFAULT_METRIC, get_metric
 from .distances import pairwise_distances
 
 __all__ = [
@@ -67,7 +68,7 @@ def soft_kmeans(
     unlabeled: torch.Tensor,
     steps: int,
     *,
-    metric: str = "sqeuclidean",
+    metric: str = DEFAULT_METRIC,
     weights: torch.Tensor | None = None,
     refinement: str = "guarded",
     mask_threshold: float = MASK_THRESHOLD,
@@ -212,7 +213,7 @@ def _squared(d: torch.Tensor, metric: str) -> torch.Tensor:
     """Distances on the squared scale: euclidean squared; sqeuclidean and
     cosine (``1 - cos``, half the squared distance of unit vectors) as they
     are. Ratios of them then mean the same for every metric."""
-    return d.square() if metric == "euclidean" else d
+    return d.square() if get_metric(metric).scale_power == 1 else d
 
 
 def _mask(d: torch.Tensor, threshold: float, slope: float) -> torch.Tensor:

@@ -47,3 +47,22 @@ def test_adapt_encoder_shows_its_steps_only_when_asked(progress, capsys):
     other = _adapt(not progress).state_dict()
     for name, value in adapted.state_dict().items():
         assert torch.equal(value, other[name]), name
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_classifier_fit_with_adaptation_shows_progress_when_verbose(verbose, capsys):
+    import numpy as np
+
+    from sklearn_protonet import PrototypicalClassifier
+    from sklearn_protonet.modules import Conv4
+
+    rng = np.random.default_rng(0)
+    X = rng.random((6, 1, 8, 8)).astype(np.float32)
+    PrototypicalClassifier(
+        Conv4(input_shape=(1, 8, 8), n_blocks=2, hidden_channels=4),
+        fine_tune_steps=3,
+        random_state=0,
+        verbose=verbose,
+    ).fit(X, [0, 0, 1, 1, 2, 2])
+    err = capsys.readouterr().err
+    assert ("Adapting the encoder to the support set" in err) == bool(verbose)

@@ -1,11 +1,11 @@
 """Print the package's internal import graph, as docs/developers/layout.rst shows it.
 
-    python tools/import_graph.py [--check]
+    python tools/import_graph.py [--check | --write]
 
 One line per module that imports others of the package (module-level and
 function-level imports alike): ``module ─> imported, ...``. ``--check``
 compares the block in ``docs/developers/layout.rst`` with a fresh one and
-exits with status 1 when they differ.
+exits with status 1 when they differ; ``--write`` puts a fresh one there.
 """
 
 from __future__ import annotations
@@ -63,20 +63,30 @@ def graph() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with layout.rst")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="compare with layout.rst")
+    mode.add_argument("--write", action="store_true", help="update layout.rst")
     args = parser.parse_args(argv)
     fresh = graph()
+    text = LAYOUT.read_text()
+    if args.write:
+        head, rest = text.split(START, 1)
+        tail = rest.split(END, 1)[1]
+        block = "\n".join("   " + line for line in fresh.splitlines())
+        LAYOUT.write_text(
+            f"{head}{START}\n\n.. code-block:: none\n\n{block}\n\n{END}{tail}"
+        )
+        return 0
     if not args.check:
         print(fresh)
         return 0
-    text = LAYOUT.read_text()
     block = text.split(START, 1)[1].split(END, 1)[0]
-    committed = "\n".join(
-        line.strip() for line in block.splitlines() if "─>" in line
-    )
+    committed = "\n".join(line.strip() for line in block.splitlines() if "─>" in line)
     if committed != fresh:
-        print("docs/developers/layout.rst's import graph is stale; run "
-              "python tools/import_graph.py and paste its output.")
+        print(
+            "docs/developers/layout.rst's import graph is stale; run "
+            "python tools/import_graph.py --write."
+        )
         return 1
     return 0
 
