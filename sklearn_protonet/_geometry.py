@@ -104,6 +104,9 @@ class Metric:
     scale_power: ClassVar[int] = 2
     #: The encoder outputs ``[embedding, precision]``, two halves.
     precision_in_output: ClassVar[bool] = False
+    #: Embeddings may be centred on the support mean (a centred precision
+    #: half would turn negative).
+    centrable: ClassVar[bool] = True
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -315,6 +318,7 @@ class Gaussian(_VarianceAware):
 
     name = "gaussian"
     precision_in_output = True
+    centrable = False
 
     def points(self, embeddings):
         return split_gaussian(embeddings)[0]

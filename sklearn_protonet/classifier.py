@@ -50,7 +50,7 @@ from ._labels import (
     grown_classes,
     unlabeled_rows,
 )
-from ._normalization import NORMALIZATIONS
+from ._normalization import CENTRED, NORMALIZATIONS
 from ._prediction import Fitted, PrototypePredictionMixin, fitted_attribute
 from ._setup import adapted_encoder, fitted_encoder
 from ._sklearn_contract import (
@@ -71,6 +71,7 @@ __all__ = ["PrototypicalClassifier"]
 _NEEDS = (
     ("fine_tune_steps", lambda v: v > 0, "adaptable", "fine-tunes on mean prototypes"),
     ("refinement_steps", lambda v: v > 0, "refinable", "refines mean prototypes"),
+    ("normalization", lambda v: v in CENTRED, "centrable", "centres the embeddings"),
 )
 
 
@@ -691,7 +692,7 @@ def _check_combinations(classifier: PrototypicalClassifier, metric) -> None:
             allowed = list(metric_names(**{capability: True}))
             raise ValueError(
                 f"{name}={value!r} {meaning}, which metric={classifier.metric!r} "
-                f"cannot serve; use {name}=0, or metric in {allowed}."
+                f"cannot serve; use the default {name}, or metric in {allowed}."
             )
 
 

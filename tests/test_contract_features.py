@@ -245,3 +245,28 @@ def test_predict_while_partial_fit_adds_classes_never_mixes_states():
             thread.join()
     assert not errors
     assert len(clf.classes_) == 40
+
+
+# -- rules between parameters, from the metric's capabilities ------------------
+
+
+@pytest.mark.parametrize(
+    "params, first, second",
+    [
+        ({"metric": "gaussian", "normalization": "cl2n"}, "normalization", "metric"),
+        (
+            {"metric": "mahalanobis", "refinement_steps": 2},
+            "refinement_steps",
+            "metric",
+        ),
+        (
+            {"metric": "mahalanobis", "fine_tune_steps": 2, "encoder": MLP()},
+            "fine_tune_steps",
+            "metric",
+        ),
+    ],
+)
+def test_impossible_combinations_are_refused_naming_both(params, first, second):
+    X = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=rf"{first}=.*{second}="):
+        PrototypicalClassifier(**params).fit(X, [0, 0, 1, 1, 2, 2, 3, 3])

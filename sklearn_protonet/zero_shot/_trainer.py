@@ -146,7 +146,13 @@ class ZeroShotTrainer(EpisodicTrainer):
         """Continue meta-training (see :meth:`fit`)."""
         if isinstance(X, ZeroShotDataset):
             return super().partial_fit(X, None, classes, **fit_params)
-        if metadata is None or y is None:
+        if y is None:
+            raise ValueError(
+                "ZeroShotTrainer requires y to be passed, but the target y is None: "
+                "give the class label of each row of X (and metadata, a DataFrame "
+                "indexed by class label)."
+            )
+        if metadata is None:
             raise ValueError(
                 "ZeroShotTrainer.fit needs X, y and metadata (a DataFrame indexed "
                 "by class label with a row for each class of y)."
