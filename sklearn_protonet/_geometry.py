@@ -29,7 +29,13 @@ from .covariance import (
     split_gaussian,
 )
 
-__all__ = ["DEFAULT_METRIC", "Metric", "get_metric", "metric_names"]
+__all__ = [
+    "DEFAULT_METRIC",
+    "Metric",
+    "check_capabilities",
+    "get_metric",
+    "metric_names",
+]
 
 #: The paper's metric, every estimator's default.
 DEFAULT_METRIC = "sqeuclidean"
@@ -378,3 +384,20 @@ def metric_names(**capabilities: bool) -> tuple[str, ...]:
         for name, metric in _REGISTRY.items()
         if all(getattr(metric, flag) == value for flag, value in capabilities.items())
     )
+
+
+def check_capabilities(estimator, metric: Metric, needs) -> None:
+    """Refuse parameters of ``estimator`` that need a capability ``metric``
+    lacks, naming both parameters.
+
+    ``needs`` holds ``(parameter, is_active(value), capability, meaning)``
+    rows: the rules between an estimator's parameters, declared once.
+    """
+    for name, active, capability, meaning in needs:
+        value = getattr(estimator, name)
+        if active(value) and not getattr(metric, capability):
+            allowed = list(metric_names(**{capability: True}))
+            raise ValueError(
+                f"{name}={value!r} {meaning}, which metric={metric.name!r} cannot "
+                f"serve; use the default {name}, or metric in {allowed}."
+            )

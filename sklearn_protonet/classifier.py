@@ -34,7 +34,7 @@ from torch import nn
 from . import contracts
 from ._embedder import Embedder
 from ._encoders import DeviceName, check_device_available
-from ._geometry import DEFAULT_METRIC, get_metric, metric_names
+from ._geometry import DEFAULT_METRIC, check_capabilities, get_metric, metric_names
 from ._inference import INFERENCE_DTYPES
 from ._inputs import (
     as_samples,
@@ -434,7 +434,7 @@ class PrototypicalClassifier(
         """The recipe of ``fit`` and of the first ``partial_fit``."""
         self._validate_params()
         metric = get_metric(self.metric)
-        _check_combinations(self, metric)
+        check_capabilities(self, metric, _NEEDS)
         check_device_available(self.device, type(self).__name__)
         X, y = self._check_samples(X, y, reset=True)
         unlabeled = unlabeled_rows(
@@ -681,19 +681,6 @@ class PrototypicalClassifier(
     def fit_transform(self, X, y, sample_weight=None) -> np.ndarray:
         """``fit(X, y)``, then the embeddings of ``X``."""
         return self.fit(X, y, sample_weight).transform(X)
-
-
-def _check_combinations(classifier: PrototypicalClassifier, metric) -> None:
-    """Refuse parameters that need a capability the metric lacks, naming
-    both parameters."""
-    for name, active, capability, meaning in _NEEDS:
-        value = getattr(classifier, name)
-        if active(value) and not getattr(metric, capability):
-            allowed = list(metric_names(**{capability: True}))
-            raise ValueError(
-                f"{name}={value!r} {meaning}, which metric={classifier.metric!r} "
-                f"cannot serve; use the default {name}, or metric in {allowed}."
-            )
 
 
 def _calibrated(classifier, support, labeled, codes, weights) -> SupportState:
