@@ -35,13 +35,20 @@ import time
 
 import numpy as np
 import torch
-from _common import RESULTS, environment, markdown_table, write_results
+from _common import (
+    RESULTS,
+    cell,
+    digits_read_28,
+    environment,
+    interval,
+    markdown_table,
+    publish,
+    write_results,
+)
 from joblib import Parallel, delayed
-from sklearn.datasets import load_digits
 
 from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet.model_selection import EpisodicSplit
-from sklearn_protonet.preprocessing import ImageReader
 from sklearn_protonet.pretrained import load_pretrained
 
 N_WAY, N_QUERY = 10, 15
@@ -59,13 +66,6 @@ COLUMNS = (
 )
 #: Targets for an adapted encoder (accuracy in %, by shot) and fit's latency.
 TARGETS = {1: 72.0, 5: 92.0, "latency_s": 5.0}
-
-
-def digits_28() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's digits as (n, 1, 28, 28) images in [0, 1]."""
-    digits = load_digits()
-    images = ImageReader(size=28).fit_transform(digits.images / 16.0)
-    return images, digits.target
 
 
 def classifiers(shot: int, adaptation: dict) -> dict[str, PrototypicalClassifier]:
@@ -211,18 +211,6 @@ def ablation(X, y, shots, n_episodes: int, n_jobs: int, output_dir) -> str:
     return markdown
 
 
-def interval(values: list[float]) -> dict:
-    """Mean and 95 % normal interval half-width, in %."""
-    values = 100 * np.asarray(values)
-    half = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0
-    return {"mean": float(values.mean()), "ci95": float(half), "n": len(values)}
-
-
-def cell(result: dict) -> str:
-    """An ``interval`` as a table cell: mean ± half-width."""
-    return f"{result['mean']:.1f} ± {result['ci95']:.1f}"
-
-
 def episode_rows(X, y, shot: int, n_episodes: int, n_jobs: int, work, *args):
     """``work(X, y, shot, episodes, *args)`` over the benchmark's episodes of
     ``shot``, in chunks on ``n_jobs`` workers; the rows it returns, in one list."""
@@ -352,11 +340,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = parser.parse_args(argv)
     if args.ablation:
-        X, y = digits_28()
+        X, y = digits_read_28()
         print(ablation(X, y, args.shots, args.episodes, args.n_jobs, args.output_dir))
         return {}
     adaptation = {**ADAPTATION, "fine_tune_steps": args.fine_tune_steps}
-    X, y = digits_28()
+    X, y = digits_read_28()
     started = time.perf_counter()
     accuracy = {
         str(shot): evaluate(X, y, shot, args.episodes, args.n_jobs, adaptation)
@@ -373,10 +361,7 @@ def main(argv: list[str] | None = None) -> dict:
         episodes_seconds=time.perf_counter() - started,
         latency=latency(X, y, args.latency_repeats, adaptation),
     )
-    markdown = report(record)
-    write_results("cross_domain", record, markdown, args.output_dir)
-    print(markdown)
-    return record
+    return publish("cross_domain", record, report, args.output_dir)
 
 
 if __name__ == "__main__":

@@ -152,7 +152,7 @@ def train_head(E: np.ndarray, y: np.ndarray, n_shot: int, seed: int = 0):
     return trainer.module_.eval(), info
 
 
-def digits_28() -> tuple[np.ndarray, np.ndarray]:
+def digits_bilinear_rows() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits, ink 1.0 on 0.0, upsampled bilinearly to 28x28."""
     X, y = load_digits(return_X_y=True)
     images = torch.tensor(X.reshape(-1, 1, 8, 8) / 16.0, dtype=torch.float32)
@@ -177,7 +177,10 @@ def classifier(method: str) -> PrototypicalClassifier:
 
 
 def evaluate(n_episodes: int, seed: int = 0) -> dict:
-    data = {"omniglot": load_omniglot("test", return_X_y=True), "digits": digits_28()}
+    data = {
+        "omniglot": load_omniglot("test", return_X_y=True),
+        "digits": digits_bilinear_rows(),
+    }
     encoders = {
         "shipped-1": load_pretrained("omniglot-conv4-1shot").estimator.module_,
         "shipped-5": load_pretrained("omniglot-conv4-5shot").estimator.module_,

@@ -21,11 +21,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import numpy as np
 import torch
-from _common import environment, machine_line, markdown_table, write_results
+from _common import (
+    environment,
+    interleaved,
+    machine_line,
+    markdown_table,
+    timed,
+    write_results,
+)
 from sklearn.base import clone
 
 from sklearn_protonet import PrototypicalClassifier
@@ -39,20 +45,6 @@ DTYPES = {
     "cuda": ("float32", "float16", "bfloat16"),
 }
 CELLS = [(5, 1), (5, 5), (20, 1), (20, 5)]
-
-
-def interleaved_best(contenders: dict, rounds: int) -> dict[str, float]:
-    """Best seconds of each contender over ``rounds`` interleaved rounds."""
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for round_ in range(rounds):
-        names = list(contenders) if round_ % 2 == 0 else list(contenders)[::-1]
-        for name in names:
-            start = time.perf_counter()
-            contenders[name]()
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(t) for name, t in times.items()}
 
 
 def throughput(module, X, y, dtypes, device, rounds: int) -> dict:
@@ -71,11 +63,11 @@ def throughput(module, X, y, dtypes, device, rounds: int) -> dict:
             for first in range(0, len(images), base.batch_size):
                 module(images[first : first + base.batch_size].to(device))
 
-    contenders = {"float32 raw forward": raw_forward}
+    contenders = {"float32 raw forward": timed(raw_forward)}
     for dtype, clf in fitted.items():
-        contenders[f"predict, {dtype}"] = lambda clf=clf: clf.predict(batch)
+        contenders[f"predict, {dtype}"] = timed(lambda clf=clf: clf.predict(batch))
     raw_forward()  # warm-up: kernels chosen, memory mapped
-    seconds = interleaved_best(contenders, rounds)
+    seconds = interleaved(contenders, rounds)
     raw = seconds["float32 raw forward"]
     return {
         name: {"images_per_s": len(batch) / s, "vs_float32_raw_forward": raw / s}

@@ -33,28 +33,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 
-from _common import RESULTS, environment, markdown_table, write_results
+from _common import (
+    MB,
+    RESULTS,
+    environment,
+    markdown_table,
+    peak_resident_bytes,
+    resident_bytes,
+    write_results,
+)
 
 N_PROTOTYPES = 1000
 DIM = 64
-MB = 2**20
 THREADS = 2
-
-
-def _rss() -> int:
-    """Current resident memory in bytes."""
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak() -> int:
-    """Peak resident memory of this process so far, in bytes (Linux: KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run_case(case: str, n: int, batch_size: int) -> dict:
@@ -87,10 +82,10 @@ def run_case(case: str, n: int, batch_size: int) -> dict:
         (queries[:2, None, :] - prototypes[None]).square().sum(-1).argmin(1)
     else:
         method(X[:2])  # warm-up: lazy initialisation is not the call's memory
-    before, start = _rss(), time.perf_counter()
+    before, start = resident_bytes(), time.perf_counter()
     out = call()
     seconds = time.perf_counter() - start
-    extra = max(_peak() - before, 0)
+    extra = max(peak_resident_bytes() - before, 0)
     return {
         "case": case,
         "n": n,

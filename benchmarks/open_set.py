@@ -26,8 +26,14 @@ import time
 
 import numpy as np
 import torch
-from _common import RESULTS, environment, machine_line, markdown_table, write_results
-from semi_supervised import interval
+from _common import (
+    RESULTS,
+    environment,
+    interval,
+    machine_line,
+    markdown_table,
+    publish,
+)
 from sklearn.metrics import roc_auc_score
 
 from sklearn_protonet import PrototypicalClassifier
@@ -78,9 +84,9 @@ def evaluate(Z, y, shot: int, n_episodes: int, seed: int) -> dict:
             rejected_rows = clf.predict(Z[query]) == -1
             accepted.append(1.0 - rejected_rows[known].mean())
             rejected.append(rejected_rows[~known].mean())
-    # interval() reports %: the AUROC stays a fraction.
+    # The AUROC stays a fraction; the rates are in %.
     result = {
-        "auroc": {k: v / 100 if k != "n" else v for k, v in interval(auroc).items()},
+        "auroc": interval(auroc, percent=False),
         "accuracy_known": interval(accuracy),
     }
     if accepted:
@@ -157,10 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
         results=results,
     )
     record["seconds"] = time.perf_counter() - started
-    markdown = report(record)
-    write_results("open_set", record, markdown, args.output_dir)
-    print(markdown)
-    return record
+    return publish("open_set", record, report, args.output_dir)
 
 
 if __name__ == "__main__":

@@ -61,13 +61,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import RESULTS, environment, markdown_table, write_results
+from _common import RESULTS, cell, environment, interval, markdown_table, publish
 from joblib import Parallel, delayed
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet.contracts import InputContractWarning
-from sklearn_protonet.model_selection import EpisodicSplit, mean_confidence_interval
+from sklearn_protonet.model_selection import EpisodicSplit
 from sklearn_protonet.preprocessing import ImageReader
 from sklearn_protonet.pretrained import load_pretrained
 
@@ -372,16 +372,6 @@ def episode_rows(images, y, shot, n_episodes, n_jobs, rows, seed, adapted_episod
     return [row for chunk in done for row in chunk]
 
 
-def interval(scores) -> dict:
-    """Mean and 95 % interval half-width, in %."""
-    mean, half = mean_confidence_interval(100 * np.asarray(scores))
-    return {"mean": mean, "ci95": half, "n": len(scores)}
-
-
-def cell(result: dict) -> str:
-    return f"{result['mean']:.1f} ± {result['ci95']:.1f}"
-
-
 #: The clean control: Omniglot test, as loaded or through the default reader.
 OMNIGLOT_ROWS = {
     "as loaded": (
@@ -554,10 +544,7 @@ def main(argv: list[str] | None = None) -> dict:
         seconds=time.perf_counter() - started,
         load_average_1min=os.getloadavg()[0],
     )
-    markdown = report(record)
-    write_results("real_conditions", record, markdown, args.output_dir)
-    print(markdown)
-    return record
+    return publish("real_conditions", record, report, args.output_dir)
 
 
 if __name__ == "__main__":

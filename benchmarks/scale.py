@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import resource
 import sys
 import threading
 import time
@@ -40,14 +39,20 @@ import torch
 
 # This folder is on sys.path (the script's own), and the spawned dask workers
 # inherit it: they import _scale_counting by name.
-from _common import environment, markdown_table, write_results
+from _common import (
+    MB,
+    environment,
+    markdown_table,
+    peak_resident_bytes,
+    resident_bytes,
+    write_results,
+)
 from _scale_counting import CountingConv4, unpickled
 
 from sklearn_protonet import PrototypicalClassifier
 
 PIXELS = 28 * 28
 N_CLASSES = 20
-MB = 2**20
 
 
 def images(block: int, size: int) -> np.ndarray:
@@ -70,19 +75,14 @@ def pretrained_encoder():
     return load_pretrained("omniglot-conv4-1shot")
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def in_process(clf, X: np.ndarray, threads: int) -> tuple[dict, np.ndarray]:
     """Prediction in this process with ``threads`` torch threads."""
     torch.set_num_threads(threads)
     clf.predict(X[:256])  # warm-up
-    before, start = _rss(), time.perf_counter()
+    before, start = resident_bytes(), time.perf_counter()
     labels = clf.predict(X)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_resident_bytes()
     return {
         "setting": f"1 process, {threads} torch thread{'s' * (threads > 1)}",
         "seconds": seconds,
@@ -102,7 +102,7 @@ class WorkerMemory:
 
     def _sample(self):
         while not self._stop.is_set():
-            for worker, rss in self.client.run(_rss).items():
+            for worker, rss in self.client.run(resident_bytes).items():
                 self.peak[worker] = max(self.peak.get(worker, 0), rss)
             self._stop.wait(self.every)
 

@@ -44,8 +44,15 @@ import time
 
 import numpy as np
 import torch
-from _common import RESULTS, environment, machine_line, markdown_table, write_results
-from cross_domain import digits_28
+from _common import (
+    RESULTS,
+    digits_read_28,
+    environment,
+    interval,
+    machine_line,
+    markdown_table,
+    publish,
+)
 
 from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet._support import as_prototypes, class_sums
@@ -182,13 +189,6 @@ def accuracy(support, pool, queries, query_y, settings, shots=1) -> float:
         sums, totals = soft_kmeans(sums, totals, pool, STEPS, **settings)
     predicted = pairwise_distances(queries, as_prototypes(sums, totals)).argmin(1)
     return float((predicted == query_y).double().mean())
-
-
-def interval(values) -> dict:
-    """Mean and 95 % normal interval half-width, in %."""
-    values = 100 * np.asarray(values)
-    half = 1.96 * values.std(ddof=1) / np.sqrt(len(values))
-    return {"mean": float(values.mean()), "ci95": float(half), "n": len(values)}
 
 
 def evaluate(
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     started = time.perf_counter()
     X_omniglot, y_omniglot = load_omniglot("test", return_X_y=True)
-    X_digits, y_digits = digits_28()
+    X_digits, y_digits = digits_read_28()
     images = {"omniglot": X_omniglot, "digits": X_digits}
     labels = {"omniglot": y_omniglot, "digits": y_digits}
     embeddings = {}
@@ -392,10 +392,7 @@ def main(argv: list[str] | None = None) -> dict:
         },
     )
     record["seconds"] = time.perf_counter() - started
-    markdown = report(record)
-    write_results("semi_supervised", record, markdown, args.output_dir)
-    print(markdown)
-    return record
+    return publish("semi_supervised", record, report, args.output_dir)
 
 
 if __name__ == "__main__":

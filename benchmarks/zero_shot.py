@@ -35,11 +35,12 @@ import numpy as np
 import pandas as pd
 import torch
 from _common import environment, markdown_table, write_results
+from _common import interval as percent_interval
 from sklearn.linear_model import Ridge
 
 from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet.datasets import load_unicode_symbols
-from sklearn_protonet.model_selection import EpisodicSplit, mean_confidence_interval
+from sklearn_protonet.model_selection import EpisodicSplit
 from sklearn_protonet.modules import MLP, Conv4
 from sklearn_protonet.zero_shot import (
     ZeroShotEncoders,
@@ -209,8 +210,9 @@ def run_split(symbols, split: int, train_episodes: int, test_episodes: int) -> d
 
 
 def interval(values) -> dict:
-    mean, half = mean_confidence_interval(values)
-    return {"accuracy": round(100 * mean, 2), "ci95": round(100 * half, 2)}
+    """The harness's interval in %, rounded to 2 decimals (this file's keys)."""
+    result = percent_interval(values)
+    return {"accuracy": round(result["mean"], 2), "ci95": round(result["ci95"], 2)}
 
 
 def summarise(splits: list[dict]) -> dict:
