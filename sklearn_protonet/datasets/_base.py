@@ -203,18 +203,26 @@ def load_descr(name: str) -> str:
 
 
 def image_bunch(
-    images: np.ndarray, target: np.ndarray, descr: str, return_X_y: bool
+    images: np.ndarray,
+    target: np.ndarray,
+    descr: str,
+    return_X_y: bool,
+    target_names: np.ndarray | None = None,
+    **extra,
 ) -> Bunch | tuple[np.ndarray, np.ndarray]:
     """What an image loader returns: scikit-learn's Bunch (``data``, a flat
-    view of ``images``; ``images``; ``target``; ``target_names``; ``DESCR``),
-    or ``(data, target)`` when ``return_X_y``."""
+    view of ``images``; ``images``; ``target``; ``target_names``, by default
+    the sorted labels; ``DESCR``; any ``extra`` fields), or ``(data,
+    target)`` when ``return_X_y``."""
     data = images.reshape(len(images), -1)
     if return_X_y:
         return data, target
+    names = np.unique(target) if target_names is None else target_names
     return Bunch(
         data=data,
         images=images,
         target=target,
-        target_names=np.unique(target),
+        target_names=names,
         DESCR=descr,
+        **extra,
     )

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils import Bunch
 
 from ..preprocessing import ImageReader
+from ._base import image_bunch
 
 __all__ = ["load_image_folder"]
 
@@ -177,20 +177,17 @@ def load_image_folder(
             )
         reader = clone(reader)
     images = reader.fit_transform(filenames)
-    data = images.reshape(len(images), -1)
-    target = np.asarray(target)
-    if return_X_y:
-        return data, target
-    return Bunch(
-        data=data,
-        images=images,
-        target=target,
+    descr = _DESCR.format(
+        path=str(root),
+        n_images=len(filenames),
+        n_classes=len(class_dirs),
+        reader=" ".join(repr(reader).split()),
+    )
+    return image_bunch(
+        images,
+        np.asarray(target),
+        descr,
+        return_X_y,
         target_names=np.asarray([d.name for d in class_dirs]),
         filenames=np.asarray(filenames),
-        DESCR=_DESCR.format(
-            path=str(root),
-            n_images=len(filenames),
-            n_classes=len(class_dirs),
-            reader=" ".join(repr(reader).split()),
-        ),
     )

@@ -257,7 +257,8 @@ def load_unicode_symbols(*, return_X_y: bool = False):
     Parameters
     ----------
     return_X_y : bool, default=False
-        If True, return ``(data, target)`` instead of a Bunch.
+        If True, return ``(data, target)``, the flat images and each one's
+        symbol, without the metadata.
 
     Returns
     -------
