@@ -646,43 +646,37 @@ def _check_pixels(array: np.ndarray, input_range) -> None:
     """Refuse arrays whose values are not pixels: other dtypes, non-finite
     numbers, floats (and integers other than uint8, uint16) outside
     ``input_range``."""
-    if array.dtype.kind in "ui":
-        if array.dtype in _INTEGER_MAX or input_range is None or not array.size:
-            return
-        low, high = input_range
-        if array.min() < low or array.max() > high:
-            raise ValueError(
-                f"Integer images other than uint8 and uint16 must hold values "
-                f"in [{low:g}, {high:g}] (input_range), got [{array.min()}, "
-                f"{array.max()}] in {array.dtype}; set input_range to their "
-                "range, e.g. (0, 4095) for 12-bit images, or convert them to "
-                "uint8."
-            )
-    elif array.dtype.kind == "c":
+    kind = array.dtype.kind
+    if kind == "c":
         raise ValueError(
             "Complex data not supported: images hold real intensities in [0, 1]."
         )
-    elif array.dtype.kind == "f":
-        if not np.isfinite(array).all():
-            raise ValueError(
-                "Input images contain NaN or infinity: float images must hold "
-                "finite values in [0, 1]; fill or drop the missing pixels first."
-            )
-        if input_range is None or not array.size:
-            return
-        low, high = input_range
-        if array.min() < low or array.max() > high:
-            raise ValueError(
-                f"Float images must hold values in [{low:g}, {high:g}], got "
-                f"[{array.min():g}, {array.max():g}]; rescale them (e.g. divide "
-                "by 255), or set input_range to their range (e.g. (0, 255); "
-                "None takes them as they are)."
-            )
-    elif array.dtype.kind != "b":
+    if kind == "f" and not np.isfinite(array).all():
         raise ValueError(
-            f"Images must hold numbers (uint8, uint16, bool or floats in [0, 1]), "
-            f"got dtype {array.dtype}."
+            "Input images contain NaN or infinity: float images must hold "
+            "finite values in [0, 1]; fill or drop the missing pixels first."
         )
+    if kind not in "uif" or input_range is None or not array.size:
+        return
+    if kind in "ui" and array.dtype in _INTEGER_MAX:
+        return  # uint8 and uint16 are scaled by their own range
+    low, high = input_range
+    if array.min() >= low and array.max() <= high:
+        return
+    if kind == "f":
+        raise ValueError(
+            f"Float images must hold values in [{low:g}, {high:g}], got "
+            f"[{array.min():g}, {array.max():g}]; rescale them (e.g. divide "
+            "by 255), or set input_range to their range (e.g. (0, 255); "
+            "None takes them as they are)."
+        )
+    raise ValueError(
+        f"Integer images other than uint8 and uint16 must hold values "
+        f"in [{low:g}, {high:g}] (input_range), got [{array.min()}, "
+        f"{array.max()}] in {array.dtype}; set input_range to their "
+        "range, e.g. (0, 4095) for 12-bit images, or convert them to "
+        "uint8."
+    )
 
 
 def _convert_array(array: np.ndarray, size, color_mode, input_range) -> np.ndarray:
