@@ -12,6 +12,8 @@ from sklearn_protonet._labels import unlabeled_rows
 from sklearn_protonet.covariance import GaussianEncoder
 from sklearn_protonet.modules import MLP
 
+from .test_refinement import _blobs
+
 SETTINGS = settings(max_examples=20, deadline=None, derandomize=True)
 DIM = 6
 
@@ -195,16 +197,6 @@ def test_refinement_steps_zero_keeps_minus_one_a_class():
     X = np.array([[0.0], [1.0], [9.0]])
     clf = PrototypicalClassifier().fit(X, [-1, 1, 1])
     np.testing.assert_array_equal(clf.classes_, [-1, 1])
-
-
-def _blobs(seed=0, n_unlabeled=20):
-    """Two classes whose one labeled example each is off-centre."""
-    rng = np.random.default_rng(seed)
-    centres = np.array([[0.0, 0.0], [6.0, 0.0]])
-    X_labeled = centres + np.array([[1.5, 1.5], [-1.5, -1.5]])
-    codes = rng.integers(0, 2, n_unlabeled)
-    X_unlabeled = centres[codes] + 0.5 * rng.normal(size=(n_unlabeled, 2))
-    return centres, X_labeled, X_unlabeled
 
 
 def test_string_labels_mark_unlabeled_rows_with_minus_one_string():
