@@ -6,8 +6,7 @@ import json
 
 import numpy as np
 import pytest
-
-real_conditions = pytest.importorskip("real_conditions")  # benchmarks/
+import real_conditions  # benchmarks/, on the path by tests/conftest.py
 
 
 def test_photographs_are_seeded_and_distinct_classes():

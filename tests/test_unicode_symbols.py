@@ -184,7 +184,6 @@ def test_blocks_and_half_lines_keep_their_place_in_the_cell(symbols):
 
 
 def test_generator_reproduces_the_shipped_images():
-    pytest.importorskip("fontTools")
     spec = importlib.util.spec_from_file_location(
         "make_unicode_symbols", ROOT / "tools" / "make_unicode_symbols.py"
     )
