@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from .._geometry import DEFAULT_METRIC, metric_names
+from .._geometry import metric_names
 from .._inputs import as_tensor
 from ..distances import pairwise_distances
 from ..episodes import EpisodeDataset
@@ -75,26 +75,14 @@ class ZeroShotTrainer(EpisodicTrainer):
         self,
         module,
         *args,
-        n_way: int = 5,
         n_query: int = 10,
-        episodes_per_epoch: int = 100,
-        valid_episodes: int = 100,
-        metric: str = DEFAULT_METRIC,
         train_split=None,
-        random_state=None,
         **kwargs,
     ):
+        # Only the defaults that differ from EpisodicTrainer's: the signature
+        # (hence get_params, clone and the repr) takes the others from it.
         super().__init__(
-            module,
-            *args,
-            n_way=n_way,
-            n_query=n_query,
-            episodes_per_epoch=episodes_per_epoch,
-            valid_episodes=valid_episodes,
-            metric=metric,
-            train_split=train_split,
-            random_state=random_state,
-            **kwargs,
+            module, *args, n_query=n_query, train_split=train_split, **kwargs
         )
 
     @property
