@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from sklearn.frozen import FrozenEstimator
@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
 from ._rng import seeded_global
+from ._threads import load_aware_threads, recheck_load
 from .runtime import freed_memory_kept
 
 __all__ = [
@@ -119,8 +120,11 @@ def iter_embeddings(
     """
     # Large activations freed and reallocated chunk after chunk: malloc keeps
     # them for the loop (2x faster on CPU, benchmarks/speed.py).
-    with eval_mode(module), torch.inference_mode(), freed_memory_kept():
+    # The thread count follows the cores other processes leave idle (_threads).
+    threads = load_aware_threads() if str(device) == "cpu" else nullcontext()
+    with eval_mode(module), torch.inference_mode(), freed_memory_kept(), threads:
         for start in range(0, len(X), batch_size):
+            recheck_load()
             out = module(X[start : start + batch_size].to(device, non_blocking=True))
             if not isinstance(out, torch.Tensor) or out.dim() != 2:
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)

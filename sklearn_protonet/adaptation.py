@@ -30,6 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._rng import seeded_global, training_generators, uses_global_rng
+from ._threads import load_aware_threads, recheck_load
 from .distances import class_prototypes, pairwise_distances
 from .modules import Conv4, RandomAffine, RandomShift
 
@@ -185,7 +186,7 @@ def adapt_encoder(
     # The augmentation draws from this fit's own generator; a module drawing from
     # torch's global one is trained seeded and one at a time (_rng).
     shared = seeded_global(seed) if uses_global_rng(adapted) else nullcontext()
-    with shared, training_generators(seed):
+    with shared, training_generators(seed), load_aware_threads():
         # One pass over each view re-estimates BatchNorm and computes the
         # frozen prefix's outputs, reused by every step.
         inputs = []
@@ -206,6 +207,7 @@ def adapt_encoder(
             leave=False,
         )
         for _ in bar:
+            recheck_load()
             # Two different views of each image: prototypes from the first,
             # queries from the second. BatchNorm keeps the support statistics.
             first = torch.randint(0, N_VIEWS, (len(rows),), generator=generator)

@@ -62,6 +62,7 @@ from ._numerics import check_finite_loss, check_finite_weights
 from ._rng import seeded_global, training_generators, uses_global_rng
 from ._sklearn_contract import check_encoder_input, record_input, sklearn_signature
 from ._sparse import iter_dense
+from ._threads import load_aware_threads, recheck_load
 from .callbacks import DivergenceCheck, EpisodeAccuracy
 from .distances import episode_logits
 from .episodes import (
@@ -452,7 +453,11 @@ default="sqeuclidean"
         # draw from torch's global one train seeded and one at a time (_rng).
         seed = self.seed_ + len(self.history)
         shared = seeded_global(seed) if uses_global_rng(self.module_) else nullcontext()
-        with shared, training_generators(seed), freed_memory_kept():
+        # The thread count follows the cores other processes leave idle,
+        # checked again before each episode (_threads).
+        on_cpu = module_device(self.module_).type == "cpu"
+        threads = load_aware_threads() if on_cpu else nullcontext()
+        with shared, training_generators(seed), freed_memory_kept(), threads:
             if has_lazy_parameters(self.module_):
                 materialize(self.module_, as_episode_dataset(dataset).X, self.seed_)
                 self.initialize_optimizer()
@@ -503,6 +508,12 @@ default="sqeuclidean"
                 "y is None: episodes are drawn class by class, so meta-training "
                 "needs the samples' labels (or a skorch Dataset holding X and y)."
             )
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        """skorch's, and the thread count for the load measured since the
+        last episode (other processes start and stop during a long run)."""
+        recheck_load()
+        super().on_batch_begin(net, batch=batch, training=training, **kwargs)
 
     def infer(self, x, **fit_params):
         """The module's forward pass, under autocast when ``autocast_dtype``

@@ -4,8 +4,13 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+# A fixed thread count: the library otherwise follows the load of the machine
+# (sklearn_protonet._threads), and seeded training compares bit for bit only
+# on the same number of threads. tests/test_threads.py tests that policy.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from sklearn_protonet import EpisodicTrainer
 from sklearn_protonet.datasets._base import _resolve_data_home

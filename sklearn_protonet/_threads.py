@@ -1,0 +1,141 @@
+"""How many torch threads to compute on when other processes keep cores busy.
+
+torch cuts each operator's work into one equal share per intra-op thread and
+waits for the last share. On a machine where another process holds a core,
+the thread that shares that core gets half of it, the other threads wait
+for it (OpenMP spins, then sleeps), and two threads run slower than one on
+the core left free: measured by ``benchmarks/contention.py``. A laptop is
+rarely idle, so the library does not keep torch's default (one thread per
+core) blindly: before heavy CPU work (embedding many rows, support-set
+adaptation, each epoch of meta-training) it counts the cores that other
+processes leave idle, from the kernel's CPU accounting (``/proc/stat``, the
+cores this process may run on) minus this process's own CPU time, and
+computes on that many threads, never more than torch's current setting.
+
+A thread count the user chose is kept: set ``OMP_NUM_THREADS`` (or pass
+``--threads`` to the scripts) and nothing changes it. Where ``/proc/stat``
+cannot be read (macOS, Windows) torch's setting is kept too.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+#: Shortest window that measures the load: ``/proc/stat`` counts in ticks
+#: of 10 ms, so shorter windows round to whole cores.
+_MIN_WINDOW = 0.04
+#: Older measurements no longer tell the current load: measure afresh.
+_MAX_AGE = 10.0
+
+_lock = threading.Lock()
+_last: tuple[float, float, float] | None = None  # wall, busy CPU s, own CPU s
+_decided: float | None = None  # idle cores at the last measurement
+_fixed = False
+_depth = 0
+_limit = 0
+
+
+def fix_thread_count() -> None:
+    """Keep torch's thread count as it is from now on (the scripts'
+    ``--threads``): the user chose it."""
+    global _fixed
+    _fixed = True
+
+
+def _adaptive() -> bool:
+    return not _fixed and "OMP_NUM_THREADS" not in os.environ
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds spent by every process on the cores this one may use,
+    idle and I/O wait excluded (steal included: a virtual machine's host
+    took them), or None where the kernel does not say."""
+    try:
+        allowed = {f"cpu{core}".encode() for core in os.sched_getaffinity(0)}
+        with open("/proc/stat", "rb") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, AttributeError):
+        return None
+    ticks = 0
+    for line in lines[1:]:
+        fields = line.split()
+        if not fields or not fields[0].startswith(b"cpu"):
+            break
+        if fields[0] in allowed:
+            # user nice system idle iowait irq softirq steal
+            values = [int(v) for v in fields[1:9]]
+            ticks += sum(values) - values[3] - values[4]
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _snapshot() -> tuple[float, float, float] | None:
+    busy = _busy_seconds()
+    if busy is None:
+        return None
+    return time.monotonic(), busy, time.process_time()
+
+
+def _measure() -> float | None:
+    """The idle cores since the last measurement, or None when unknown (the
+    first one, or the last too old); a measurement within 40 ms of the last
+    is skipped (``/proc/stat`` counts in 10 ms ticks) and the last kept."""
+    global _last, _decided
+    now = _snapshot()
+    if now is None:
+        return None
+    if _last is not None and now[0] - _last[0] < _MIN_WINDOW:
+        return _decided
+    last, _last = _last, now
+    if last is None or now[0] - last[0] > _MAX_AGE:
+        _decided = None
+        return None
+    wall, busy, own = (b - a for a, b in zip(last, now, strict=True))
+    others = max(0.0, busy - own) / wall
+    _decided = max(0.0, len(os.sched_getaffinity(0)) - others)
+    return _decided
+
+
+def threads_for_load(limit: int) -> int:
+    """The thread count to compute on now: the cores other processes left
+    idle since the last call, rounded, between 1 and ``limit``; ``limit``
+    when that is unknown (nothing measured in the last 10 s: the next call
+    knows)."""
+    with _lock:
+        idle = _measure()
+    return limit if idle is None else max(1, min(limit, int(idle + 0.5)))
+
+
+@contextmanager
+def load_aware_threads() -> Iterator[None]:
+    """torch computes on :func:`threads_for_load` threads in this block, and
+    :func:`recheck_load` decides again inside it (each chunk, step or
+    epoch); torch's setting is restored after. In nested blocks the
+    outermost decides."""
+    global _depth, _limit
+    if _depth or not _adaptive():
+        yield
+        return
+    _depth, _limit = 1, torch.get_num_threads()
+    try:
+        recheck_load()
+        yield
+    finally:
+        _depth = 0
+        if torch.get_num_threads() != _limit:
+            torch.set_num_threads(_limit)
+
+
+def recheck_load() -> None:
+    """Inside :func:`load_aware_threads`, set the thread count for the load
+    measured since the last decision (cheap: one read of ``/proc/stat`` at
+    most every 40 ms)."""
+    if _depth:
+        count = threads_for_load(_limit)
+        if count != torch.get_num_threads():
+            torch.set_num_threads(count)
