@@ -5,6 +5,7 @@
     python benchmarks/omniglot.py --profile paper --device cuda
     python benchmarks/omniglot.py --profile smoke    # minutes: learning happens
     python benchmarks/omniglot.py --profile robust   # an encoder for other domains
+    python benchmarks/omniglot.py --profile symbols  # and for images as they come
 
 Meta-trains Conv4 on the Vinyals ``trainval`` classes with 60-way episodes,
 then evaluates 1,000 test episodes for 5-way and 20-way, 1-shot and 5-shot.
@@ -45,6 +46,9 @@ from sklearn_protonet.model_selection import EpisodicSplit, episodic_score
 from sklearn_protonet.modules import (
     Conv4,
     RandomAffine,
+    RandomBlur,
+    RandomNoise,
+    RandomPaper,
     RandomResolution,
     RandomStrokeWidth,
 )
@@ -92,6 +96,9 @@ class ModelRecipe:
     #: Meta-train on randomly degraded images (``robust_augmentation``): an
     #: encoder for other domains than Omniglot's crisp strokes.
     augment: bool = False
+    #: With ``augment``, also the conditions of photographed images: blur,
+    #: grey and unevenly lit paper, faint ink, sensor noise.
+    conditions: bool = False
 
     @property
     def label(self) -> str:
@@ -180,6 +187,23 @@ PROFILES = {
         models=(replace(FAST_RECIPE, n_episodes=12_000, max_minutes=25, augment=True),),
         weights_name="omniglot-conv4-robust",
     ),
+    # One encoder for symbols as they come: the robust recipe with the
+    # conditions of photographed images added (blur, grey paper, faint ink,
+    # noise), by episodes rather than minutes. Shipped as
+    # omniglot-conv4-symbols, the own-images default.
+    "symbols": TrainingProfile(
+        "symbols",
+        models=(
+            replace(
+                FAST_RECIPE,
+                n_episodes=12_000,
+                max_minutes=None,
+                augment=True,
+                conditions=True,
+            ),
+        ),
+        weights_name="omniglot-conv4-symbols",
+    ),
     # A couple of minutes: proves that learning happens (tests, smoke runs).
     # One 5-shot encoder serves every cell.
     "smoke": TrainingProfile(
@@ -190,17 +214,26 @@ PROFILES = {
 }
 
 
-def robust_augmentation(shape=(1, 28, 28)) -> nn.Sequential:
+def robust_augmentation(shape=(1, 28, 28), conditions: bool = False) -> nn.Sequential:
     """The ``robust`` profile's training-time augmentation, layers to put
     before the encoder (identities in evaluation mode): rotations up to 15
     degrees, scalings up to 15 % and shifts up to 2 pixels; strokes a pixel
     thicker for 30 % of the images; half of them shrunk to 7 to 14 pixels and
-    enlarged back (blurred)."""
-    return nn.Sequential(
+    enlarged back (blurred). With ``conditions`` (the ``symbols`` profile),
+    a fifth of the images each also get a Gaussian blur, grey unevenly lit
+    paper with faint ink, and sensor noise."""
+    layers = [
         RandomAffine(shape, max_shift=2),
         RandomStrokeWidth(shape, p=0.3),
         RandomResolution(shape, min_size=7, max_size=14, p=0.5),
-    )
+    ]
+    if conditions:
+        layers += [
+            RandomBlur(shape, p=0.2),
+            RandomPaper(shape, p=0.2),
+            RandomNoise(shape, p=0.2),
+        ]
+    return nn.Sequential(*layers)
 
 
 def encoder_for_shot(encoders: dict[int, object], n_shot: int):
@@ -302,7 +335,11 @@ def train_omniglot(
     if log_prefix is not None:
         extra["callbacks__print_log__sink"] = partial(_print_prefixed, log_prefix)
     # The augmentation layers go first; save_weights keeps the Conv4 only.
-    module = nn.Sequential(robust_augmentation(), Conv4()) if recipe.augment else Conv4
+    module = (
+        nn.Sequential(robust_augmentation(conditions=recipe.conditions), Conv4())
+        if recipe.augment
+        else Conv4
+    )
     trainer = EpisodicTrainer(
         module,
         n_way=recipe.n_way,

@@ -18,6 +18,9 @@ __all__ = [
     "MLP",
     "Conv4",
     "RandomAffine",
+    "RandomBlur",
+    "RandomNoise",
+    "RandomPaper",
     "RandomResolution",
     "RandomShift",
     "RandomStrokeWidth",
@@ -453,3 +456,208 @@ class RandomStrokeWidth(_ImageAugmentation):
         chosen = torch.rand(len(images), device=images.device, generator=generator)
         thick = nn.functional.max_pool2d(images, 3, stride=1, padding=1)
         return torch.where((chosen < self.p)[:, None, None, None], thick, images)
+
+
+def _check_probability(layer: str, p: float) -> float:
+    if not 0 <= p <= 1:
+        raise ValueError(f"{layer}'s p must be in [0, 1], got {p}.")
+    return p
+
+
+def _chosen(
+    images: torch.Tensor, p: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """A ``(n, 1, 1, 1)`` mask: which images a layer changes."""
+    draws = torch.rand(len(images), device=images.device, generator=generator)
+    return (draws < p)[:, None, None, None]
+
+
+def _uniform(
+    images: torch.Tensor,
+    low: float,
+    high: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """One draw in ``[low, high)`` per image, shaped ``(n, 1, 1, 1)``."""
+    u = torch.rand(len(images), device=images.device, generator=generator)
+    return (low + (high - low) * u).to(images.dtype)[:, None, None, None]
+
+
+class RandomBlur(_ImageAugmentation):
+    """Data augmentation: blur some images with a Gaussian of random width.
+
+    In training mode each image is, with probability ``p``, convolved with a
+    Gaussian whose standard deviation is drawn uniformly in
+    ``[min_sigma, max_sigma]`` pixels (out-of-focus photographs, soft pens),
+    then rescaled so that its brightest pixel keeps its value. Evaluation
+    mode returns the input unchanged.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(channels, height, width)`` of one image; 2-D inputs are reshaped.
+    min_sigma, max_sigma : float, default=0.5, 1.5
+        Range of the Gaussian's standard deviation, in pixels.
+    p : float, default=0.3
+        Probability that an image is blurred.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        min_sigma: float = 0.5,
+        max_sigma: float = 1.5,
+        p: float = 0.3,
+    ) -> None:
+        super().__init__(input_shape)
+        if not 0 < min_sigma <= max_sigma:
+            raise ValueError(
+                "RandomBlur needs 0 < min_sigma <= max_sigma, got "
+                f"min_sigma={min_sigma}, max_sigma={max_sigma}."
+            )
+        self.min_sigma, self.max_sigma = float(min_sigma), float(max_sigma)
+        self.p = _check_probability("RandomBlur", p)
+
+    def _changes_images(self) -> bool:
+        return self.p > 0
+
+    def _augment(
+        self, images: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        n, channels, height, width = images.shape
+        sigma = _uniform(images, self.min_sigma, self.max_sigma, generator).reshape(n)
+        radius = int(3 * self.max_sigma + 0.5)
+        offsets = torch.arange(-radius, radius + 1, device=images.device)
+        kernel = torch.exp(-0.5 * (offsets[None, :] / sigma[:, None]) ** 2)
+        kernel = (kernel / kernel.sum(1, keepdim=True)).to(images.dtype)
+        # Separable: each image its own 1-D kernel, rows then columns, as a
+        # grouped convolution over the n * C image planes.
+        planes = images.reshape(1, n * channels, height, width)
+        weights = kernel.repeat_interleave(channels, 0)[:, None]
+        planes = nn.functional.conv2d(
+            planes, weights[:, :, None, :], padding=(0, radius), groups=n * channels
+        )
+        planes = nn.functional.conv2d(
+            planes, weights[:, :, :, None], padding=(radius, 0), groups=n * channels
+        )
+        blurred = planes.reshape(images.shape)
+        peak = images.amax((1, 2, 3), keepdim=True)
+        blurred = blurred * (
+            peak / blurred.amax((1, 2, 3), keepdim=True).clamp_min(1e-12)
+        )
+        return torch.where(_chosen(images, self.p, generator), blurred, images)
+
+
+class RandomPaper(_ImageAugmentation):
+    """Data augmentation: faint ink on grey, unevenly lit paper.
+
+    In training mode each image is, with probability ``p``, given a
+    background that is not black and ink that is not at full brightness: a
+    grey level drawn in ``[0, max_background]`` at the centre that changes
+    linearly in a random direction, by up to ``max_shading`` per image
+    width along it (the background stays in ``[0, 1]``), and ink
+    whose brightness is drawn in ``[min_contrast, 1]``, never below the
+    background. Images are light strokes on a dark background, as the
+    shipped encoders expect. Evaluation mode returns the input unchanged.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(channels, height, width)`` of one image; 2-D inputs are reshaped.
+    max_background : float, default=0.3
+        Highest grey level of the background.
+    max_shading : float, default=0.2
+        Largest change of background level per image width, in the
+        direction of the fall-off.
+    min_contrast : float, default=0.4
+        Lowest brightness of the ink.
+    p : float, default=0.3
+        Probability that an image is changed.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        max_background: float = 0.3,
+        max_shading: float = 0.2,
+        min_contrast: float = 0.4,
+        p: float = 0.3,
+    ) -> None:
+        super().__init__(input_shape)
+        for name, value in [
+            ("max_background", max_background),
+            ("max_shading", max_shading),
+            ("min_contrast", min_contrast),
+        ]:
+            if not 0 <= value <= 1:
+                raise ValueError(
+                    f"RandomPaper's {name} must be in [0, 1], got {value}."
+                )
+        self.max_background = float(max_background)
+        self.max_shading = float(max_shading)
+        self.min_contrast = float(min_contrast)
+        self.p = _check_probability("RandomPaper", p)
+
+    def _changes_images(self) -> bool:
+        return self.p > 0
+
+    def _augment(
+        self, images: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        n, _, height, width = images.shape
+        level = _uniform(images, 0.0, self.max_background, generator)
+        shading = _uniform(images, 0.0, self.max_shading, generator)
+        angle = _uniform(images, 0.0, 2 * torch.pi, generator)
+        ys = torch.linspace(-0.5, 0.5, height, device=images.device, dtype=images.dtype)
+        xs = torch.linspace(-0.5, 0.5, width, device=images.device, dtype=images.dtype)
+        ramp = (
+            xs[None, None, None, :] * angle.cos()
+            + ys[None, None, :, None] * angle.sin()
+        )
+        background = (level + shading * ramp).clamp(0, 1)
+        ink = torch.maximum(
+            _uniform(images, self.min_contrast, 1.0, generator), background
+        )
+        paper = background + (ink - background) * images.clamp(0, 1)
+        return torch.where(_chosen(images, self.p, generator), paper, images)
+
+
+class RandomNoise(_ImageAugmentation):
+    """Data augmentation: sensor noise on some images.
+
+    In training mode each image is, with probability ``p``, given additive
+    Gaussian noise whose standard deviation is drawn uniformly in
+    ``[0, max_std]``, the result clipped to ``[0, 1]``. Evaluation mode
+    returns the input unchanged.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(channels, height, width)`` of one image; 2-D inputs are reshaped.
+    max_std : float, default=0.1
+        Largest standard deviation of the noise.
+    p : float, default=0.3
+        Probability that an image is changed.
+    """
+
+    def __init__(
+        self, input_shape: Sequence[int], max_std: float = 0.1, p: float = 0.3
+    ) -> None:
+        super().__init__(input_shape)
+        if not max_std >= 0:
+            raise ValueError(f"RandomNoise's max_std must be >= 0, got {max_std}.")
+        self.max_std = float(max_std)
+        self.p = _check_probability("RandomNoise", p)
+
+    def _changes_images(self) -> bool:
+        return self.p > 0 and self.max_std > 0
+
+    def _augment(
+        self, images: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        std = _uniform(images, 0.0, self.max_std, generator)
+        noise = torch.randn(
+            images.shape, device=images.device, dtype=images.dtype, generator=generator
+        )
+        noisy = (images + std * noise).clamp(0, 1)
+        return torch.where(_chosen(images, self.p, generator), noisy, images)

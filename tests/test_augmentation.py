@@ -1,5 +1,6 @@
 """The training-time augmentation layers: RandomAffine, RandomResolution and
-RandomStrokeWidth (the robust encoder's)."""
+RandomStrokeWidth (the robust encoder's), RandomBlur, RandomPaper and
+RandomNoise (the symbols encoder's image conditions)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from torch import nn
 from sklearn_protonet.modules import (
     Conv4,
     RandomAffine,
+    RandomBlur,
+    RandomNoise,
+    RandomPaper,
     RandomResolution,
     RandomStrokeWidth,
 )
@@ -30,7 +34,14 @@ def _strokes(n=6):
 
 
 @pytest.mark.parametrize(
-    "layer", [RandomResolution(SHAPE, 4, 8, p=1.0), RandomStrokeWidth(SHAPE, p=1.0)]
+    "layer",
+    [
+        RandomResolution(SHAPE, 4, 8, p=1.0),
+        RandomStrokeWidth(SHAPE, p=1.0),
+        RandomBlur(SHAPE, p=1.0),
+        RandomPaper(SHAPE, p=1.0),
+        RandomNoise(SHAPE, p=1.0),
+    ],
 )
 def test_layers_change_images_in_training_only_and_keep_shapes(layer):
     images = _strokes()
@@ -88,6 +99,54 @@ def test_random_stroke_width_is_a_grey_level_dilation():
     torch.testing.assert_close(out, expected)
 
 
+def test_random_blur_spreads_strokes_and_keeps_each_images_peak():
+    images = _strokes()
+    out = RandomBlur(SHAPE, 1.0, 1.0, p=1.0).train()(images)
+    torch.testing.assert_close(out.amax((1, 2, 3)), images.amax((1, 2, 3)))
+    assert ((out > 0.05).sum((1, 2, 3)) > (images > 0.05).sum((1, 2, 3))).all()
+    # One point spreads as a separable Gaussian: symmetric, widest at sigma.
+    point = torch.zeros(1, *SHAPE)
+    point[0, 0, 8, 8] = 1.0
+    spread = RandomBlur(SHAPE, 1.0, 1.0, p=1.0).train()(point)[0, 0]
+    torch.testing.assert_close(spread, spread.T)
+    ratio = spread[8, 9] / spread[8, 8]
+    torch.testing.assert_close(ratio, torch.tensor(np.exp(-0.5), dtype=ratio.dtype))
+
+
+def test_random_paper_grey_background_below_faint_ink():
+    images = _strokes(200)
+    layer = RandomPaper(SHAPE, max_background=0.3, max_shading=0.2, p=1.0)
+    out = layer.train()(images)
+    background, ink = out[images == 0], out[images == 1.0]
+    # The centre's level plus half a diagonal's change at most.
+    assert background.min() >= 0 and background.max() <= 0.3 + 0.2 * 0.5**0.5 + 1e-6
+    assert background.mean() > 0.05  # grey, not black
+    assert ink.min() >= 0.4 - 1e-6 and ink.max() <= 1.0
+    # Every image's ink stays at least as bright as its own background.
+    for image, source in zip(out, images, strict=True):
+        assert image[source == 1.0].min() >= image[source == 0].max() - 1e-6
+
+
+def test_random_noise_stays_in_range_with_the_drawn_strength():
+    images = torch.full((300, *SHAPE), 0.5)
+    out = RandomNoise(SHAPE, max_std=0.2, p=1.0).train()(images)
+    assert out.min() >= 0 and out.max() <= 1
+    stds = (out - images).flatten(1).std(1)
+    assert 0.0 <= stds.min() < 0.03 and 0.17 < stds.max() <= 0.22
+    assert RandomNoise(SHAPE, max_std=0.0).train()(images) is images
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [RandomBlur(SHAPE, p=0.25), RandomPaper(SHAPE, p=0.25), RandomNoise(SHAPE, p=0.25)],
+)
+def test_conditions_change_the_chosen_share(layer):
+    torch.manual_seed(0)
+    images = _strokes(400)
+    changed = (layer.train()(images) - images).abs().amax((1, 2, 3)) > 0
+    assert 0.15 < changed.float().mean() < 0.35
+
+
 def test_seeded_global_generator_gives_the_same_draws():
     layers = nn.Sequential(RandomStrokeWidth(SHAPE), RandomResolution(SHAPE, 4, 8))
     images = _strokes(50)
@@ -105,6 +164,14 @@ def test_seeded_global_generator_gives_the_same_draws():
         (lambda: RandomResolution(SHAPE, 0, 4), "1 <= min_size"),
         (lambda: RandomResolution(SHAPE, p=1.5), "p must be in"),
         (lambda: RandomStrokeWidth(SHAPE, p=-0.1), "p must be in"),
+        (lambda: RandomBlur(SHAPE, 2.0, 1.0), "min_sigma <= max_sigma"),
+        (lambda: RandomBlur(SHAPE, 0.0, 1.0), "0 < min_sigma"),
+        (lambda: RandomBlur(SHAPE, p=2), "RandomBlur's p must be in"),
+        (lambda: RandomPaper(SHAPE, max_background=1.5), "max_background must be"),
+        (lambda: RandomPaper(SHAPE, min_contrast=-1), "min_contrast must be"),
+        (lambda: RandomPaper(SHAPE, p=-1), "RandomPaper's p must be in"),
+        (lambda: RandomNoise(SHAPE, max_std=-0.1), "max_std must be >= 0"),
+        (lambda: RandomNoise(SHAPE, p=1.1), "RandomNoise's p must be in"),
     ],
 )
 def test_bad_settings_name_the_parameter(make, match):
