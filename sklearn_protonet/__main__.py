@@ -128,12 +128,14 @@ def run_pretrained(args: argparse.Namespace) -> str:
     import torch
     from sklearn.neighbors import NearestCentroid
 
+    from ._threads import fix_thread_count
     from .classifier import PrototypicalClassifier
     from .datasets import load_omniglot_sample
     from .pretrained import load_pretrained
 
     if args.threads:
         torch.set_num_threads(args.threads)
+        fix_thread_count()  # the user's count, whatever the load
     X, y = load_omniglot_sample(return_X_y=True)
     _check_episodes(y, args)
     names = {shot: _encoder_for_shot(shot) for shot in args.shots}
@@ -341,7 +343,9 @@ Each K-shot column uses the encoder meta-trained with the closest shot.""",
         "--device", default="cpu", help="where the encoders run: cpu, cuda, ..."
     )
     pretrained.add_argument(
-        "--threads", type=_positive, help="torch threads (default: all cores)"
+        "--threads",
+        type=_positive,
+        help="torch threads (default: one per core that other processes leave idle)",
     )
     pretrained.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bars"

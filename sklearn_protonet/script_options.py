@@ -26,7 +26,10 @@ def add_script_options(parser: argparse.ArgumentParser) -> None:
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: all cores)"
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: one per core that other processes leave idle)",
     )
     parser.add_argument(
         "--default-malloc",
@@ -41,7 +44,10 @@ def apply_script_options(args: argparse.Namespace) -> None:
     """Apply the options of :func:`add_script_options` to this process."""
     import torch
 
+    from ._threads import fix_thread_count
+
     if args.threads:
         torch.set_num_threads(args.threads)
+        fix_thread_count()  # the user's count, whatever the load
     if not args.default_malloc:
         keep_freed_memory()
