@@ -551,6 +551,10 @@ _write_if_changed(
     _benchmark_tables("identity_busy", "python benchmarks/identity_busy.py"),
 )
 _write_if_changed(
+    GENERATED / "contention.rst",
+    _benchmark_tables("contention", "python benchmarks/contention.py"),
+)
+_write_if_changed(
     GENERATED / "gaussian.rst",
     _benchmark_tables("gaussian", "python benchmarks/gaussian.py --train"),
 )
