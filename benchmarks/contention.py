@@ -20,8 +20,10 @@ Each path runs in a fresh Python process, as a user runs it:
 In the worker process each path runs once untimed (kernels chosen, memory
 allocated) and once timed; the demo is timed from the outside. Settings:
 ``default`` (nothing set: the library follows the load,
-``sklearn_protonet._threads``) and ``OMP_NUM_THREADS=k`` for every ``k``
-from 1 to the number of cores (a count fixed by the user). Situations: no
+``sklearn_protonet._threads``), ``OMP_NUM_THREADS=k`` for every ``k``
+from 1 to the number of cores (a count fixed by the user), and, to tell
+the causes apart, all cores with OpenMP's threads sleeping at once instead
+of spinning while they wait (``OMP_WAIT_POLICY=PASSIVE``). Situations: no
 other process, then one and two busy loops (a Python ``while True`` each, in
 their own processes, started before and stopped after the situation's
 runs). Within a situation, settings alternate round by round (order
@@ -125,16 +127,28 @@ def run_worker(paths: list[str]) -> None:
 # -- the driver ---------------------------------------------------------------
 
 
-def _environment_for(setting: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    if setting != "default":
-        env["OMP_NUM_THREADS"] = setting.split("=")[1]
-    return env
+def settings_for(cores: int) -> dict[str, dict]:
+    """Each setting's environment variables."""
+    fixed = {
+        f"OMP_NUM_THREADS={k}": {"OMP_NUM_THREADS": str(k)} for k in range(1, cores + 1)
+    }
+    passive = {"OMP_NUM_THREADS": str(cores), "OMP_WAIT_POLICY": "PASSIVE"}
+    return {"default": {}, **fixed, f"{cores} threads, passive wait": passive}
 
 
-def run_setting(setting: str, paths: list[str]) -> dict:
-    """Seconds of each path of ``paths`` under ``setting``."""
-    env = _environment_for(setting)
+def _is_fixed_count(setting: str) -> bool:
+    return setting.startswith("OMP_NUM_THREADS=")
+
+
+def _environment_for(variables: dict) -> dict:
+    unset = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    return {**env, **variables}
+
+
+def run_setting(variables: dict, paths: list[str]) -> dict:
+    """Seconds of each path of ``paths`` with the environment ``variables``."""
+    env = _environment_for(variables)
     seconds = {}
     if "demo" in paths:
         start = time.perf_counter()
@@ -158,7 +172,7 @@ def run_setting(setting: str, paths: list[str]) -> dict:
     return seconds
 
 
-def measure_situation(busy: int, settings: list[str], paths, rounds: int) -> dict:
+def measure_situation(busy: int, settings: dict, paths, rounds: int) -> dict:
     """Median seconds per setting and path with ``busy`` busy loops running."""
     spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(busy)]
     for spinner in spinners:
@@ -166,9 +180,9 @@ def measure_situation(busy: int, settings: list[str], paths, rounds: int) -> dic
     try:
         times = {setting: {path: [] for path in paths} for setting in settings}
         for round_ in range(rounds):
-            order = settings if round_ % 2 == 0 else settings[::-1]
+            order = list(settings) if round_ % 2 == 0 else list(settings)[::-1]
             for setting in order:
-                for path, seconds in run_setting(setting, paths).items():
+                for path, seconds in run_setting(settings[setting], paths).items():
                     times[setting][path].append(seconds)
         load = os.getloadavg()[0]
     finally:
@@ -186,7 +200,7 @@ def speeds(situation: dict) -> dict:
     """Per path: the best fixed setting, and the defaults' speed relative to
     it (best seconds / default seconds)."""
     seconds = situation["seconds"]
-    fixed = [s for s in seconds if s != "default"]
+    fixed = [s for s in seconds if _is_fixed_count(s)]
     out = {}
     for path, default in seconds["default"].items():
         best = min(fixed, key=lambda s: seconds[s][path])
@@ -226,9 +240,10 @@ def report(record: dict) -> str:
         f"Median seconds over {record['rounds']} interleaved rounds, each in a "
         f"fresh process; busy loops are other processes spinning on a core. "
         f"Machine: {machine_line(env)}. `default` sets nothing (the library "
-        "follows the load); `OMP_NUM_THREADS=k` fixes torch's threads. The last "
-        "column is the best fixed setting's seconds over the defaults' (at least "
-        "0.8x wanted; above 1 the defaults beat every fixed count).\n\n"
+        "follows the load); `OMP_NUM_THREADS=k` fixes torch's threads; passive "
+        "wait: all cores, OpenMP's waiting threads sleeping instead of spinning. "
+        "The last column is the best fixed count's seconds over the defaults' "
+        "(at least 0.8x wanted; above 1 the defaults beat every fixed count).\n\n"
         + markdown_table(header, rows)
         + f"\n\nWorst: {worst:.2f}x.\n"
     )
@@ -239,7 +254,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per situation")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per situation")
     parser.add_argument(
         "--paths",
         default=",".join(PATHS),
@@ -259,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     if unknown:
         parser.error(f"unknown --paths {unknown}; choose among {list(PATHS)}")
     cores = len(os.sched_getaffinity(0))
-    settings = ["default", *(f"OMP_NUM_THREADS={k}" for k in range(1, cores + 1))]
+    settings = settings_for(cores)
     situations = [
         measure_situation(int(busy), settings, paths, args.rounds)
         for busy in args.busy.split(",")
@@ -267,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     record = {
         "environment": environment(),
         "rounds": args.rounds,
-        "settings": settings,
+        "settings": list(settings),
         "paths": paths,
         "situations": situations,
     }
