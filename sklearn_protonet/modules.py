@@ -225,12 +225,17 @@ class _ImageAugmentation(nn.Module):
     while embeddings for prediction stay deterministic.
 
     Subclasses implement ``_augment(images, generator)`` on ``(n, C, H, W)``
-    images, drawing only from ``generator``, and ``_changes_images()``.
+    images, drawing only from ``generator``; ``p`` is the probability that
+    an image is changed (the layers that change every image leave it at 1),
+    and ``_changes_images()`` whether the settings change anything at all.
     """
 
-    def __init__(self, input_shape: Sequence[int]) -> None:
+    def __init__(self, input_shape: Sequence[int], p: float = 1.0) -> None:
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
+        if not 0 <= p <= 1:
+            raise ValueError(f"{type(self).__name__}'s p must be in [0, 1], got {p}.")
+        self.p = p
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Change each image at random in training mode; return X unchanged
@@ -253,7 +258,7 @@ class _ImageAugmentation(nn.Module):
         return out.reshape(X.shape) if flat else out
 
     def _changes_images(self) -> bool:
-        return True
+        return self.p > 0
 
     def _augment(
         self, images: torch.Tensor, generator: torch.Generator | None
@@ -385,19 +390,14 @@ class RandomResolution(_ImageAugmentation):
         max_size: int = 14,
         p: float = 0.5,
     ) -> None:
-        super().__init__(input_shape)
+        super().__init__(input_shape, p)
         if not 1 <= min_size <= max_size <= min(self.input_shape[1:]):
             raise ValueError(
                 "RandomResolution needs 1 <= min_size <= max_size <= the image's "
                 f"height and width {self.input_shape[1:]}, got min_size={min_size}, "
                 f"max_size={max_size}."
             )
-        if not 0 <= p <= 1:
-            raise ValueError(f"RandomResolution's p must be in [0, 1], got {p}.")
-        self.min_size, self.max_size, self.p = int(min_size), int(max_size), p
-
-    def _changes_images(self) -> bool:
-        return self.p > 0
+        self.min_size, self.max_size = int(min_size), int(max_size)
 
     def _augment(
         self, images: torch.Tensor, generator: torch.Generator | None
@@ -416,10 +416,7 @@ class RandomResolution(_ImageAugmentation):
             blurred = nn.functional.interpolate(
                 small, size=images.shape[2:], mode="bilinear", align_corners=False
             )
-            # Blurring dims thin strokes; keep each image's brightest value.
-            peak = images[rows].amax((1, 2, 3), keepdim=True)
-            scale = peak / blurred.amax((1, 2, 3), keepdim=True).clamp_min(1e-12)
-            out[rows] = blurred * scale
+            out[rows] = _with_peak_of(blurred, images[rows])
         return out
 
 
@@ -442,26 +439,20 @@ class RandomStrokeWidth(_ImageAugmentation):
     """
 
     def __init__(self, input_shape: Sequence[int], p: float = 0.3) -> None:
-        super().__init__(input_shape)
-        if not 0 <= p <= 1:
-            raise ValueError(f"RandomStrokeWidth's p must be in [0, 1], got {p}.")
-        self.p = p
-
-    def _changes_images(self) -> bool:
-        return self.p > 0
+        super().__init__(input_shape, p)
 
     def _augment(
         self, images: torch.Tensor, generator: torch.Generator | None
     ) -> torch.Tensor:
-        chosen = torch.rand(len(images), device=images.device, generator=generator)
         thick = nn.functional.max_pool2d(images, 3, stride=1, padding=1)
-        return torch.where((chosen < self.p)[:, None, None, None], thick, images)
+        return torch.where(_chosen(images, self.p, generator), thick, images)
 
 
-def _check_probability(layer: str, p: float) -> float:
-    if not 0 <= p <= 1:
-        raise ValueError(f"{layer}'s p must be in [0, 1], got {p}.")
-    return p
+def _with_peak_of(blurred: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """``blurred`` rescaled to each image's brightest value: blurring dims
+    thin strokes."""
+    peak = images.amax((1, 2, 3), keepdim=True)
+    return blurred * (peak / blurred.amax((1, 2, 3), keepdim=True).clamp_min(1e-12))
 
 
 def _chosen(
@@ -487,17 +478,17 @@ class RandomBlur(_ImageAugmentation):
     """Data augmentation: blur some images with a Gaussian of random width.
 
     In training mode each image is, with probability ``p``, convolved with a
-    Gaussian whose standard deviation is drawn uniformly in
-    ``[min_sigma, max_sigma]`` pixels (out-of-focus photographs, soft pens),
-    then rescaled so that its brightest pixel keeps its value. Evaluation
-    mode returns the input unchanged.
+    Gaussian whose standard deviation is drawn uniformly in the range
+    ``sigma`` (out-of-focus photographs, soft pens), then rescaled so that
+    its brightest pixel keeps its value. Evaluation mode returns the input
+    unchanged.
 
     Parameters
     ----------
     input_shape : tuple of int
         ``(channels, height, width)`` of one image; 2-D inputs are reshaped.
-    min_sigma, max_sigma : float, default=0.5, 1.5
-        Range of the Gaussian's standard deviation, in pixels.
+    sigma : (float, float), default=(0.5, 1.5)
+        Smallest and largest standard deviation of the Gaussian, in pixels.
     p : float, default=0.3
         Probability that an image is blurred.
     """
@@ -505,28 +496,24 @@ class RandomBlur(_ImageAugmentation):
     def __init__(
         self,
         input_shape: Sequence[int],
-        min_sigma: float = 0.5,
-        max_sigma: float = 1.5,
+        sigma: tuple[float, float] = (0.5, 1.5),
         p: float = 0.3,
     ) -> None:
-        super().__init__(input_shape)
-        if not 0 < min_sigma <= max_sigma:
+        super().__init__(input_shape, p)
+        low, high = sigma
+        if not 0 < low <= high:
             raise ValueError(
-                "RandomBlur needs 0 < min_sigma <= max_sigma, got "
-                f"min_sigma={min_sigma}, max_sigma={max_sigma}."
+                f"RandomBlur's sigma must be (low, high) with 0 < low <= high, "
+                f"got {sigma}."
             )
-        self.min_sigma, self.max_sigma = float(min_sigma), float(max_sigma)
-        self.p = _check_probability("RandomBlur", p)
-
-    def _changes_images(self) -> bool:
-        return self.p > 0
+        self.sigma = (float(low), float(high))
 
     def _augment(
         self, images: torch.Tensor, generator: torch.Generator | None
     ) -> torch.Tensor:
         n, channels, height, width = images.shape
-        sigma = _uniform(images, self.min_sigma, self.max_sigma, generator).reshape(n)
-        radius = int(3 * self.max_sigma + 0.5)
+        sigma = _uniform(images, *self.sigma, generator).reshape(n)
+        radius = int(3 * self.sigma[1] + 0.5)
         offsets = torch.arange(-radius, radius + 1, device=images.device)
         kernel = torch.exp(-0.5 * (offsets[None, :] / sigma[:, None]) ** 2)
         kernel = (kernel / kernel.sum(1, keepdim=True)).to(images.dtype)
@@ -540,11 +527,7 @@ class RandomBlur(_ImageAugmentation):
         planes = nn.functional.conv2d(
             planes, weights[:, :, :, None], padding=(radius, 0), groups=n * channels
         )
-        blurred = planes.reshape(images.shape)
-        peak = images.amax((1, 2, 3), keepdim=True)
-        blurred = blurred * (
-            peak / blurred.amax((1, 2, 3), keepdim=True).clamp_min(1e-12)
-        )
+        blurred = _with_peak_of(planes.reshape(images.shape), images)
         return torch.where(_chosen(images, self.p, generator), blurred, images)
 
 
@@ -583,7 +566,7 @@ class RandomPaper(_ImageAugmentation):
         min_contrast: float = 0.4,
         p: float = 0.3,
     ) -> None:
-        super().__init__(input_shape)
+        super().__init__(input_shape, p)
         for name, value in [
             ("max_background", max_background),
             ("max_shading", max_shading),
@@ -596,10 +579,6 @@ class RandomPaper(_ImageAugmentation):
         self.max_background = float(max_background)
         self.max_shading = float(max_shading)
         self.min_contrast = float(min_contrast)
-        self.p = _check_probability("RandomPaper", p)
-
-    def _changes_images(self) -> bool:
-        return self.p > 0
 
     def _augment(
         self, images: torch.Tensor, generator: torch.Generator | None
@@ -643,11 +622,10 @@ class RandomNoise(_ImageAugmentation):
     def __init__(
         self, input_shape: Sequence[int], max_std: float = 0.1, p: float = 0.3
     ) -> None:
-        super().__init__(input_shape)
+        super().__init__(input_shape, p)
         if not max_std >= 0:
             raise ValueError(f"RandomNoise's max_std must be >= 0, got {max_std}.")
         self.max_std = float(max_std)
-        self.p = _check_probability("RandomNoise", p)
 
     def _changes_images(self) -> bool:
         return self.p > 0 and self.max_std > 0

@@ -101,13 +101,13 @@ def test_random_stroke_width_is_a_grey_level_dilation():
 
 def test_random_blur_spreads_strokes_and_keeps_each_images_peak():
     images = _strokes()
-    out = RandomBlur(SHAPE, 1.0, 1.0, p=1.0).train()(images)
+    out = RandomBlur(SHAPE, (1.0, 1.0), p=1.0).train()(images)
     torch.testing.assert_close(out.amax((1, 2, 3)), images.amax((1, 2, 3)))
     assert ((out > 0.05).sum((1, 2, 3)) > (images > 0.05).sum((1, 2, 3))).all()
     # One point spreads as a separable Gaussian: symmetric, widest at sigma.
     point = torch.zeros(1, *SHAPE)
     point[0, 0, 8, 8] = 1.0
-    spread = RandomBlur(SHAPE, 1.0, 1.0, p=1.0).train()(point)[0, 0]
+    spread = RandomBlur(SHAPE, (1.0, 1.0), p=1.0).train()(point)[0, 0]
     torch.testing.assert_close(spread, spread.T)
     ratio = spread[8, 9] / spread[8, 8]
     torch.testing.assert_close(ratio, torch.tensor(np.exp(-0.5), dtype=ratio.dtype))
@@ -164,8 +164,8 @@ def test_seeded_global_generator_gives_the_same_draws():
         (lambda: RandomResolution(SHAPE, 0, 4), "1 <= min_size"),
         (lambda: RandomResolution(SHAPE, p=1.5), "p must be in"),
         (lambda: RandomStrokeWidth(SHAPE, p=-0.1), "p must be in"),
-        (lambda: RandomBlur(SHAPE, 2.0, 1.0), "min_sigma <= max_sigma"),
-        (lambda: RandomBlur(SHAPE, 0.0, 1.0), "0 < min_sigma"),
+        (lambda: RandomBlur(SHAPE, (2.0, 1.0)), "sigma must be"),
+        (lambda: RandomBlur(SHAPE, (0.0, 1.0)), "sigma must be"),
         (lambda: RandomBlur(SHAPE, p=2), "RandomBlur's p must be in"),
         (lambda: RandomPaper(SHAPE, max_background=1.5), "max_background must be"),
         (lambda: RandomPaper(SHAPE, min_contrast=-1), "min_contrast must be"),
