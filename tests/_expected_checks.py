@@ -1,10 +1,11 @@
-"""The scikit-learn estimator checks a PrototypicalClassifier is expected to
-fail, each with its reason, by encoder kind and configuration.
+"""The scikit-learn estimator checks each public estimator is expected to
+fail, each with its reason, by estimator, encoder kind and configuration.
 
-scikit-learn takes them as ``parametrize_with_checks(...,
-expected_failed_checks=...)``; ``test_sklearn_checks.py`` asserts that a
-declared width failure fails with scikit-learn's width message and nothing
-else.
+``tests/test_sklearn_checks.py`` runs the checks; a declared failure with a
+message in ``FAILURE_MESSAGES`` must fail with that message and nothing else,
+and one whose reason is in ``MUST_FAIL`` must fail. The same declarations
+work as scikit-learn's ``parametrize_with_checks(...,
+expected_failed_checks=expected_failed_checks)``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from __future__ import annotations
 from sklearn.frozen import FrozenEstimator
 from torch import nn
 
+from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet._encoders import encoder_module
 from sklearn_protonet._sklearn_contract import first_layer_width, is_fitted
 from sklearn_protonet.contracts import get_input_contract
+from sklearn_protonet.preprocessing import ImageReader
+from sklearn_protonet.zero_shot import ZeroShotTrainer
+
+# -- PrototypicalClassifier ---------------------------------------------------
 
 #: The message of a sample width an encoder cannot take (scikit-learn's own
 #: "X has 3 features, but EpisodicTrainer is expecting 2 features as input").
@@ -25,7 +31,7 @@ _FIXED_WIDTH = (
     "embeds samples of n_features_in_ values only, while this check fits on "
     "data of its own width; PrototypicalClassifier refuses other widths with "
     "scikit-learn's message 'X has k features, but ... is expecting n "
-    "features as input'. tests/test_sklearn_compat.py asserts that this, and "
+    "features as input'. tests/test_sklearn_checks.py asserts that this, and "
     "nothing else, is why the check fails."
 )
 # The checks whose data (2, 3, 4, 5, 10, 30 or 1 columns, iris) reach fit.
@@ -153,22 +159,9 @@ def has_fixed_width(encoder) -> bool:
     )
 
 
-def expected_failed_checks(estimator) -> dict[str, str]:
-    """The scikit-learn estimator checks a ``PrototypicalClassifier`` is
-    expected to fail, each with its reason (scikit-learn >= 1.6 takes them as
-    ``check_estimator(..., expected_failed_checks=...)`` and
-    ``parametrize_with_checks(..., expected_failed_checks=...)``).
-
-    Parameters
-    ----------
-    estimator : PrototypicalClassifier
-
-    Returns
-    -------
-    dict of str to str
-        Check name to reason; empty for the identity encoder with default
-        settings.
-    """
+def _classifier_failures(estimator: PrototypicalClassifier) -> dict[str, str]:
+    """The checks a ``PrototypicalClassifier`` is expected to fail: empty
+    for the identity encoder with default settings."""
     failures = {}
     if estimator.unknown_label is not None:
         failures.update(_REJECTION)
@@ -193,3 +186,173 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     if has_fixed_width(encoder):
         failures.update(dict.fromkeys(_WIDTH_CHECKS, _FIXED_WIDTH))
     return failures
+
+
+# -- EpisodicTrainer and ZeroShotTrainer --------------------------------------
+
+_SKORCH_INIT = (
+    "skorch's NeuralNet.__init__ sets history_, initialized_ and "
+    "virtual_params_ and stores each module__*/optimizer__* argument as an "
+    "attribute; every skorch net fails this check."
+)
+_SKORCH_MODULE_INSTANCE = (
+    "skorch trains a module passed as an instance in place and keeps it from "
+    "one fit to the next (it builds a fresh module only from a class): fit "
+    "changes the parameter, and a second fit starts from the trained "
+    "weights. Pass the module class and its module__* arguments for a fresh "
+    "start at each fit (the first configuration passes these checks)."
+)
+_TRAINER = {"check_no_attributes_set_in_init": _SKORCH_INIT}
+_TRAINER_OF_AN_INSTANCE = {
+    **_TRAINER,
+    **dict.fromkeys(
+        [
+            "check_estimators_overwrite_params",
+            "check_fit_idempotent",
+            "check_pipeline_consistency",
+            # fit_transform, then fit and transform: the second fit goes on
+            # from the first one's weights (within atol=0.01 or not).
+            "check_transformer_data_not_an_array",
+            "check_transformer_general",
+        ],
+        _SKORCH_MODULE_INSTANCE,
+    ),
+}
+_NEEDS_METADATA = (
+    "ZeroShotTrainer.fit(X, y, metadata=...) learns from class metadata, one "
+    "row per class of y: scikit-learn's checks call fit(X, y) with labels of "
+    "their own and no metadata, so every check that fits stops at the "
+    "trainer's ValueError asking for it (test_zero_shot.py fits it with "
+    "metadata; EpisodicTrainer, whose fit it shares, runs these checks in "
+    "full)."
+)
+_ZERO_SHOT_TRAINER = {
+    **_TRAINER,
+    **dict.fromkeys(
+        (
+            "check_array_api_input",
+            "check_complex_data",
+            "check_dict_unchanged",
+            "check_dont_overwrite_parameters",
+            "check_dtype_object",
+            "check_estimator_sparse_array",
+            "check_estimator_sparse_matrix",
+            "check_estimator_sparse_tag",
+            "check_estimators_dtypes",
+            "check_estimators_empty_data_messages",
+            "check_estimators_fit_returns_self",
+            "check_estimators_nan_inf",
+            "check_estimators_overwrite_params",
+            "check_estimators_pickle",
+            "check_f_contiguous_array_estimator",
+            "check_fit2d_1feature",
+            "check_fit2d_1sample",
+            "check_fit2d_predict1d",
+            "check_fit_check_is_fitted",
+            "check_fit_idempotent",
+            "check_fit_score_takes_y",
+            "check_methods_sample_order_invariance",
+            "check_methods_subset_invariance",
+            "check_n_features_in",
+            "check_n_features_in_after_fitting",
+            "check_pipeline_consistency",
+            "check_positive_only_tag_during_fit",
+            "check_readonly_memmap_input",
+            "check_transformer_data_not_an_array",
+            "check_transformer_general",
+            "check_transformer_preserve_dtypes",
+        ),
+        _NEEDS_METADATA,
+    ),
+}
+
+
+def _trainer_failures(trainer: EpisodicTrainer) -> dict[str, str]:
+    """The checks a trainer is expected to fail: what skorch does."""
+    if isinstance(trainer, ZeroShotTrainer):
+        return _ZERO_SHOT_TRAINER
+    if isinstance(trainer.module, nn.Module):
+        return _TRAINER_OF_AN_INSTANCE
+    return _TRAINER
+
+
+# -- ImageReader --------------------------------------------------------------
+
+_OUT_OF_RANGE = (
+    "float pixels outside input_range=(0, 1) are refused (a guard against "
+    "0-255 floats read as 0-1); the check sends standardised or shifted "
+    "values: ImageReader(input_range=None) passes it"
+)
+#: The checks that send float values outside [0, 1] to fit or transform.
+_OUT_OF_RANGE_CHECKS = (
+    "check_array_api_input",
+    "check_estimators_overwrite_params",
+    "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input",
+    "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit",
+    "check_estimators_dtypes",
+    "check_pipeline_consistency",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_transformer_data_not_an_array",
+    "check_transformer_general",
+    "check_transformer_preserve_dtypes",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_fit2d_1sample",
+    "check_fit2d_1feature",
+    "check_dict_unchanged",
+    "check_fit_idempotent",
+    "check_fit_check_is_fitted",
+    "check_n_features_in",
+    "check_fit2d_predict1d",
+)
+
+
+def _reader_failures(reader: ImageReader) -> dict[str, str]:
+    """The checks an ``ImageReader`` is expected to fail: none when it
+    takes float pixels as they are."""
+    if reader.input_range is None:
+        return {}
+    return dict.fromkeys(_OUT_OF_RANGE_CHECKS, _OUT_OF_RANGE)
+
+
+# -- Every estimator ----------------------------------------------------------
+
+#: Reason to the message its failure must show, in the error or one it was
+#: raised from: the check fails for that reason and no other.
+FAILURE_MESSAGES = {
+    _FIXED_WIDTH: WIDTH_ERROR,
+    _OUT_OF_RANGE: "or set input_range",
+}
+#: Reasons whose checks must fail: every such check sends what the estimator
+#: refuses. (The others may pass on some data or batches.)
+MUST_FAIL = frozenset({_OUT_OF_RANGE})
+
+
+def expected_failed_checks(estimator) -> dict[str, str]:
+    """The scikit-learn estimator checks ``estimator`` is expected to fail,
+    each with its reason (scikit-learn >= 1.6 takes them as
+    ``check_estimator(..., expected_failed_checks=...)`` and
+    ``parametrize_with_checks(..., expected_failed_checks=...)``).
+
+    Parameters
+    ----------
+    estimator : PrototypicalClassifier, ZeroShotPrototypicalClassifier, \
+EpisodicTrainer, ZeroShotTrainer or ImageReader
+
+    Returns
+    -------
+    dict of str to str
+        Check name to reason; empty for an estimator that passes every
+        check.
+    """
+    if isinstance(estimator, PrototypicalClassifier):
+        return _classifier_failures(estimator)
+    if isinstance(estimator, EpisodicTrainer):
+        return _trainer_failures(estimator)
+    if isinstance(estimator, ImageReader):
+        return _reader_failures(estimator)
+    return {}

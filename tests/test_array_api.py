@@ -2,7 +2,7 @@
 
 ``check_array_api_input`` runs only when ``SCIPY_ARRAY_API=1`` was set before
 SciPy was first imported; otherwise scikit-learn skips it (and
-test_sklearn_compat.py reports the skip). A user's ``pytest`` does not set the
+test_sklearn_checks.py reports the skip). A user's ``pytest`` does not set the
 variable and the rest of the suite should run as a user's programs do, so this
 test switches it on for one child pytest process that runs only that check:
 the README's test command and CI run it alike, with no variable set outside.
@@ -25,7 +25,7 @@ def test_array_api_check_runs_with_scipy_array_api():
     result = subprocess.run(
         [
             *(sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"),
-            *("tests/test_sklearn_compat.py", "-k", "check_array_api_input"),
+            *("tests/test_sklearn_checks.py", "-k", "check_array_api_input"),
         ],
         cwd=ROOT,
         env=env,

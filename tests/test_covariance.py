@@ -5,7 +5,6 @@ import pytest
 import torch
 from sklearn.covariance import ledoit_wolf_shrinkage
 from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet.covariance import (
@@ -207,18 +206,6 @@ def test_gaussian_meta_training_learns_and_is_deterministic(digits):
 def test_gaussian_metric_needs_precision_columns():
     with pytest.raises(ValueError, match="wrap the encoder in .*GaussianEncoder"):
         PrototypicalClassifier(metric="gaussian").fit(np.zeros((4, 3)), [0, 0, 1, 1])
-
-
-@parametrize_with_checks(
-    [
-        PrototypicalClassifier(metric="mahalanobis"),
-        PrototypicalClassifier(
-            metric="mahalanobis", covariance=ShrunkCovariance("full", shrinkage=0.3)
-        ),
-    ]
-)
-def test_sklearn_estimator_checks(estimator, check):
-    check(estimator)
 
 
 @pytest.mark.parametrize("structure", ["diag", "full"])

@@ -1,66 +1,21 @@
-"""scikit-learn's estimator checks on the meta-trainers themselves.
+"""The meta-trainer as a scikit-learn estimator: no predict, its tags,
+parameters that ``set_params`` stores and ``fit`` validates.
 
-``EpisodicTrainer`` (and ``ZeroShotTrainer``, its subclass) is a public
-estimator: a transformer whose ``fit`` meta-trains an encoder and whose
-``transform`` embeds. It runs every check scikit-learn has for it, with
-settings that keep each fit to a few tiny episodes. The expected failures
-are inherent to skorch, declared below with their reasons: every other check
-must pass. The checks run in under a minute on two cores.
+scikit-learn's own estimator checks on the trainers run in
+``tests/test_sklearn_checks.py``.
 """
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-import torch
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_protonet import EpisodicTrainer
 from sklearn_protonet.modules import MLP
-from sklearn_protonet.zero_shot import ZeroShotEncoders, ZeroShotTrainer
 
-_SKORCH_INIT = (
-    "skorch's NeuralNet.__init__ sets history_, initialized_ and "
-    "virtual_params_ and stores each module__*/optimizer__* argument as an "
-    "attribute; every skorch net fails this check."
-)
-
-_SKORCH_MODULE_INSTANCE = (
-    "skorch trains a module passed as an instance in place and keeps it from "
-    "one fit to the next (it builds a fresh module only from a class): fit "
-    "changes the parameter, and a second fit starts from the trained "
-    "weights. Pass the module class and its module__* arguments for a fresh "
-    "start at each fit (the first configuration passes these checks)."
-)
-
-#: Check name to reason: the checks the trainers are expected to fail.
-EXPECTED_FAILED_CHECKS = {"check_no_attributes_set_in_init": _SKORCH_INIT}
-_INSTANCE_FAILED_CHECKS = {
-    **EXPECTED_FAILED_CHECKS,
-    **dict.fromkeys(
-        [
-            "check_estimators_overwrite_params",
-            "check_fit_idempotent",
-            "check_pipeline_consistency",
-            # fit_transform, then fit and transform: the second fit goes on
-            # from the first one's weights (within atol=0.01 or not).
-            "check_transformer_data_not_an_array",
-            "check_transformer_general",
-        ],
-        _SKORCH_MODULE_INSTANCE,
-    ),
-}
-
-
-def expected_failed_checks(trainer) -> dict[str, str]:
-    """The checks ``trainer`` is expected to fail, each with its reason."""
-    if isinstance(trainer.module, torch.nn.Module):
-        return _INSTANCE_FAILED_CHECKS
-    return EXPECTED_FAILED_CHECKS
-
-
-# Tiny budgets: 2-way episodes of one support and one query example (the
-# checks' data have 2 or 3 classes), two episodes, one epoch, no validation.
+# Tiny budgets (scikit-learn's checks on the trainers use them too): 2-way
+# episodes of one support and one query example (the checks' data have 2 or
+# 3 classes), two episodes, one epoch, no validation.
 _FAST = dict(
     n_way=2,
     n_shot=1,
@@ -72,85 +27,6 @@ _FAST = dict(
     random_state=0,
 )
 _MLP = dict(module__hidden_sizes=(8,), module__out_features=4)
-
-TRAINERS = [
-    EpisodicTrainer(MLP, **_MLP, **_FAST),
-    EpisodicTrainer(MLP, **_MLP, **_FAST, metric="cosine", autocast_dtype="bfloat16"),
-    EpisodicTrainer(MLP(hidden_sizes=(8,), out_features=4), **_FAST),
-]
-
-
-@parametrize_with_checks(TRAINERS, expected_failed_checks=expected_failed_checks)
-def test_sklearn_estimator_checks(estimator, check):
-    check(estimator)
-
-
-ZERO_SHOT_TRAINERS = [
-    ZeroShotTrainer(
-        ZeroShotEncoders,
-        module__sample_encoder=MLP(hidden_sizes=(8,), out_features=4),
-        module__metadata_encoder=MLP(hidden_sizes=(8,), out_features=4),
-        **{k: v for k, v in _FAST.items() if k != "n_shot"},
-    ),
-]
-
-
-_NEEDS_METADATA = (
-    "ZeroShotTrainer.fit(X, y, metadata=...) learns from class metadata, one "
-    "row per class of y: scikit-learn's checks call fit(X, y) with labels of "
-    "their own and no metadata, so every check that fits stops at the "
-    "trainer's ValueError asking for it (test_zero_shot.py fits it with "
-    "metadata; test_trainer_checks.py checks EpisodicTrainer, whose fit it "
-    "shares, in full)."
-)
-ZERO_SHOT_FAILED_CHECKS = {
-    **EXPECTED_FAILED_CHECKS,
-    **dict.fromkeys(
-        (
-            "check_complex_data",
-            "check_dict_unchanged",
-            "check_dont_overwrite_parameters",
-            "check_dtype_object",
-            "check_estimator_sparse_array",
-            "check_estimator_sparse_matrix",
-            "check_estimator_sparse_tag",
-            "check_estimators_dtypes",
-            "check_estimators_empty_data_messages",
-            "check_estimators_fit_returns_self",
-            "check_estimators_nan_inf",
-            "check_estimators_overwrite_params",
-            "check_estimators_pickle",
-            "check_f_contiguous_array_estimator",
-            "check_fit2d_1feature",
-            "check_fit2d_1sample",
-            "check_fit2d_predict1d",
-            "check_fit_check_is_fitted",
-            "check_fit_idempotent",
-            "check_fit_score_takes_y",
-            "check_methods_sample_order_invariance",
-            "check_methods_subset_invariance",
-            "check_n_features_in",
-            "check_n_features_in_after_fitting",
-            "check_pipeline_consistency",
-            "check_positive_only_tag_during_fit",
-            "check_readonly_memmap_input",
-            "check_requires_y_none",
-            "check_transformer_data_not_an_array",
-            "check_transformer_general",
-            "check_transformer_preserve_dtypes",
-        ),
-        _NEEDS_METADATA,
-    ),
-}
-
-
-@parametrize_with_checks(
-    ZERO_SHOT_TRAINERS, expected_failed_checks=lambda _: ZERO_SHOT_FAILED_CHECKS
-)
-def test_zero_shot_trainer_sklearn_estimator_checks(estimator, check):
-    """The zero-shot trainer runs scikit-learn's checks too; those that fit
-    fail only because fit needs class metadata (declared)."""
-    check(estimator)
 
 
 def test_no_predict_but_a_pointer_to_the_classifier():

@@ -7,7 +7,6 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.frozen import FrozenEstimator
 from sklearn.neighbors import NearestCentroid
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_protonet.datasets import load_digit_attributes
 from sklearn_protonet.modules import MLP
@@ -231,11 +230,6 @@ def test_trainer_bad_input(digits):
         _trainer().fit(X, y, metadata=nan)
     with pytest.raises(TypeError, match="wrap the encoders in ZeroShotEncoders"):
         ZeroShotTrainer(MLP(64), verbose=0).fit(X, y, metadata=table)
-
-
-@parametrize_with_checks([ZeroShotPrototypicalClassifier()])
-def test_sklearn_estimator_checks(estimator, check):
-    check(estimator)
 
 
 def test_no_partial_fit_and_no_rejection():
