@@ -455,6 +455,7 @@ def _profiles_table() -> str:
         ("max_minutes", "time limit (min)"),
         ("autocast_dtype", "mixed precision"),
         ("augment", "degraded images (robust)"),
+        ("conditions", "photographs' conditions (symbols)"),
     ]
     out = [".. list-table::", "   :header-rows: 1", ""]
     out.append("   * - profile")
@@ -511,6 +512,9 @@ _write_if_changed(GENERATED / "omniglot_results.rst", _omniglot_results())
 _write_if_changed(GENERATED / "omniglot_fast_results.rst", _omniglot_results("fast"))
 _write_if_changed(
     GENERATED / "omniglot_robust_results.rst", _omniglot_results("robust")
+)
+_write_if_changed(
+    GENERATED / "omniglot_symbols_results.rst", _omniglot_results("symbols")
 )
 _write_if_changed(GENERATED / "profiles.rst", _profiles_table())
 _write_if_changed(

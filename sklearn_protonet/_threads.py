@@ -74,29 +74,28 @@ def _busy_seconds() -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _snapshot() -> tuple[float, float, float] | None:
-    busy = _busy_seconds()
-    if busy is None:
-        return None
-    return time.monotonic(), busy, time.process_time()
+_clock = time.monotonic
+_own_seconds = time.process_time  # every thread of this process
 
 
 def _measure() -> float | None:
     """The idle cores since the last measurement, or None when unknown (the
-    first one, or the last too old); a measurement within 40 ms of the last
-    is skipped (``/proc/stat`` counts in 10 ms ticks) and the last kept."""
+    first one, or the last too old); within 40 ms of the last measurement
+    (``/proc/stat`` counts in 10 ms ticks) nothing is read and the last
+    result stands, so calls in a loop stay cheap."""
     global _last, _decided
-    now = _snapshot()
-    if now is None:
-        return None
-    if _last is not None and now[0] - _last[0] < _MIN_WINDOW:
+    wall = _clock()
+    if _last is not None and wall - _last[0] < _MIN_WINDOW:
         return _decided
-    last, _last = _last, now
-    if last is None or now[0] - last[0] > _MAX_AGE:
+    busy = _busy_seconds()
+    if busy is None:
+        return None
+    last, _last = _last, (wall, busy, _own_seconds())
+    if last is None or wall - last[0] > _MAX_AGE:
         _decided = None
         return None
-    wall, busy, own = (b - a for a, b in zip(last, now, strict=True))
-    others = max(0.0, busy - own) / wall
+    elapsed, busy, own = (b - a for a, b in zip(last, _last, strict=True))
+    others = max(0.0, busy - own) / elapsed
     _decided = max(0.0, len(os.sched_getaffinity(0)) - others)
     return _decided
 

@@ -16,18 +16,28 @@ from .conftest import tiny_trainer
 
 
 class FakeStat:
-    """``_threads._snapshot`` readings: wall seconds, busy CPU seconds of
-    every process, this process's CPU seconds."""
+    """The clock and CPU accounting ``_threads`` reads: each reading of the
+    clock comes 100 ms after the last, in which other processes kept
+    ``others`` cores busy and this one ``own`` cores."""
 
-    def __init__(self, others_busy_cores: float, own_cores: float = 0.0):
-        self.others, self.own = others_busy_cores, own_cores
+    def __init__(self, others: float, own: float = 0.0):
+        self.others, self.own = others, own
         self.wall, self.busy, self.mine = 1000.0, 0.0, 0.0
 
-    def __call__(self):
-        self.wall += 0.1  # each reading 100 ms after the last
-        self.busy += 0.1 * (self.others + self.own)
-        self.mine += 0.1 * self.own
-        return self.wall, self.busy, self.mine
+    def clock(self):
+        self.pause(0.1)
+        return self.wall
+
+    def pause(self, seconds):
+        self.wall += seconds
+        self.busy += seconds * (self.others + self.own)
+        self.mine += seconds * self.own
+
+    def install(self, monkeypatch):
+        monkeypatch.setattr(_threads, "_clock", self.clock)
+        monkeypatch.setattr(_threads, "_busy_seconds", lambda: self.busy)
+        monkeypatch.setattr(_threads, "_own_seconds", lambda: self.mine)
+        return self
 
 
 @pytest.fixture
@@ -51,34 +61,32 @@ def adaptive(monkeypatch):
 def test_threads_for_load_counts_the_cores_others_leave_idle(
     adaptive, others, own, expected
 ):
-    adaptive.setattr(_threads, "_snapshot", FakeStat(others, own))
+    FakeStat(others, own).install(adaptive)
     assert _threads.threads_for_load(2) == 2  # nothing measured yet: the limit
     assert _threads.threads_for_load(2) == expected
     assert _threads.threads_for_load(1) == 1  # never above the limit
 
 
 def test_an_old_measurement_is_not_trusted(adaptive):
-    stat = FakeStat(1.0)
-    adaptive.setattr(_threads, "_snapshot", stat)
+    stat = FakeStat(1.0).install(adaptive)
     _threads.threads_for_load(2)
-    stat.wall += 60  # a minute without a reading
-    stat.busy += 60
+    stat.pause(60)  # a minute without a reading
     assert _threads.threads_for_load(2) == 2
     assert _threads.threads_for_load(2) == 1
 
 
 def test_readings_closer_than_the_tick_keep_the_last_decision(adaptive):
-    stat = FakeStat(1.0)
-    adaptive.setattr(_threads, "_snapshot", stat)
+    stat = FakeStat(1.0).install(adaptive)
     _threads.threads_for_load(2)
     assert _threads.threads_for_load(2) == 1
     stat.others = 0.0
-    stat.wall -= 0.09  # the next reading comes 10 ms after the last
+    stat.pause(-0.09)  # the next reading comes 10 ms after the last
     assert _threads.threads_for_load(2) == 1
+    assert _threads.threads_for_load(2) == 2  # 100 ms later
 
 
 def test_block_sets_and_restores_the_thread_count(adaptive):
-    adaptive.setattr(_threads, "_snapshot", FakeStat(1.0))
+    FakeStat(1.0).install(adaptive)
     _threads.threads_for_load(2)
     with pytest.raises(RuntimeError, match="inside"):
         with _threads.load_aware_threads():
@@ -91,7 +99,7 @@ def test_block_sets_and_restores_the_thread_count(adaptive):
 
 @pytest.mark.parametrize("fix", ["environment", "script option"])
 def test_a_thread_count_the_user_chose_is_kept(adaptive, fix):
-    adaptive.setattr(_threads, "_snapshot", FakeStat(2.0))
+    FakeStat(2.0).install(adaptive)
     if fix == "environment":
         adaptive.setenv("OMP_NUM_THREADS", "2")
     else:
@@ -103,8 +111,7 @@ def test_a_thread_count_the_user_chose_is_kept(adaptive, fix):
 
 
 def test_meta_training_rechecks_before_each_episode(adaptive, digits):
-    stat = FakeStat(0.0)
-    adaptive.setattr(_threads, "_snapshot", stat)
+    stat = FakeStat(0.0).install(adaptive)
     counts = []
 
     def record(net, **kwargs):
@@ -124,11 +131,10 @@ def test_prediction_is_the_same_on_any_thread_count(adaptive):
     X, y = rng.random((120, 784), dtype=np.float32), np.repeat(np.arange(4), 30)
     torch.manual_seed(0)
     clf = PrototypicalClassifier(Conv4()).fit(X[::2], y[::2])
-    adaptive.setattr(_threads, "_snapshot", FakeStat(0.0))
+    stat = FakeStat(0.0).install(adaptive)
     _threads.threads_for_load(2)
     quiet = clf.predict_proba(X[1::2])
-    adaptive.setattr(_threads, "_snapshot", FakeStat(1.0))
-    _threads.threads_for_load(2)
+    stat.others = 1.0
     np.testing.assert_array_equal(clf.predict_proba(X[1::2]), quiet)
 
 
@@ -136,11 +142,12 @@ def test_a_busy_process_is_measured(adaptive):
     if len(_threads.os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two cores")
     adaptive.undo()  # the real machine, the real /proc/stat
-    if _threads._snapshot() is None:
+    if _threads._busy_seconds() is None:
         pytest.skip("the kernel does not expose /proc/stat")
 
     def idle_over(seconds):
-        _threads._last = _threads._snapshot()
+        _threads._last = None
+        _threads._measure()
         time.sleep(seconds)
         return _threads._measure()
 
