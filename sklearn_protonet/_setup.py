@@ -63,17 +63,21 @@ def adapted_encoder(
     codes: np.ndarray,
     *,
     steps: int,
-    lr: float,
     shift: int,
-    augmentation: str,
     layers: int | None,
-    metric: str,
     device,
     random_state,
-    progress: bool = False,
+    **options,
 ) -> nn.Module:
-    """A copy of the encoder's module adapted to the support images
-    (:func:`sklearn_protonet.adaptation.adapt_encoder`)."""
+    """A copy of the encoder's module adapted to the support images by
+    :func:`sklearn_protonet.adaptation.adapt_encoder`.
+
+    ``steps`` (which the errors name), ``shift`` and ``layers`` are its
+    ``steps``, ``max_shift`` and ``n_layers``; ``device`` and
+    ``random_state`` place the support images and give the seed; the other
+    ``options`` (``lr``, ``augmentation``, ``metric``, ``progress``) go to it
+    as they are.
+    """
     module = encoder_module(encoder)
     if module is None:
         raise ValueError(
@@ -103,11 +107,8 @@ def adapted_encoder(
         as_tensor(X).reshape(len(X), *shape).to(device),
         as_tensor(codes.astype(np.int64)).to(device),
         steps=steps,
-        lr=lr,
         max_shift=shift,
-        augmentation=augmentation,
         n_layers=layers,
-        metric=metric,
         seed=int(seed),
-        progress=progress,
+        **options,
     )
