@@ -24,6 +24,7 @@ Every problem is a ``ValueError`` naming the file and the field.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -396,6 +397,24 @@ def _fitted(estimator, name: str):
         return None
 
 
+def _mirrored_parameter_problem(clf) -> tuple[str, str] | None:
+    """A constructor parameter that the fitted snapshot mirrors (one of its
+    fields has the parameter's name: the unknown label) and that disagrees
+    with it, as (parameter, why), or None."""
+    snapshot = vars(clf).get("_fitted")
+    if not dataclasses.is_dataclass(snapshot) or isinstance(snapshot, type):
+        return None
+    params = clf.get_params(deep=False)
+    for name in (f.name for f in dataclasses.fields(snapshot) if f.name in params):
+        fitted, given = getattr(snapshot, name), params[name]
+        if type(fitted) is not type(given) or fitted != given:
+            return name, (
+                f"the parameter {_describe(given)} disagrees with the fitted "
+                f"state's {_describe(fitted)}"
+            )
+    return None
+
+
 def _check_fitted_classifier(fail, field: str, clf) -> None:
     """The public fitted attributes agree with one another as ``fit`` leaves
     them: labels by fit's rules, one finite float64 prototype per class, an
@@ -421,11 +440,9 @@ def _check_fitted_classifier(fail, field: str, clf) -> None:
     if rejecting and isinstance(classes, np.ndarray) and len(classes) == n_classes + 1:
         known = classes[:-1]
         unknown = classes[-1:].tolist()[0]
-        if unknown != getattr(clf, "unknown_label", None) or unknown in known.tolist():
+        if unknown in known.tolist():
             raise fail(
-                f"{field}.classes_",
-                f"ends with {unknown!r}, not the unknown_label "
-                f"{getattr(clf, 'unknown_label', None)!r} of no class",
+                f"{field}.classes_", f"ends with {unknown!r}, which is also a class"
             )
     problem = label_problem(known)
     if problem is not None:
@@ -448,12 +465,9 @@ def _check_fitted_classifier(fail, field: str, clf) -> None:
             f"must be None or a fitted scikit-learn transformer, got "
             f"{_describe(encoder)}",
         )
-    if (encoder is None) != (getattr(clf, "encoder", None) is None):
-        raise fail(
-            f"{field}.encoder_",
-            f"{_describe(encoder)} for the encoder parameter "
-            f"{_describe(getattr(clf, 'encoder', None))}",
-        )
+    problem = _mirrored_parameter_problem(clf)
+    if problem is not None:
+        raise fail(f"{field}.{problem[0]}", problem[1])
 
     n_features, shape = _fitted(clf, "n_features_in_"), _fitted(clf, "input_shape_")
     if (
