@@ -27,25 +27,26 @@ episodes for every row), the accuracy with 95 % intervals
 - nearest centroid (``PrototypicalClassifier()``) on the pixels as the
   reader read them before it normalised images (size, range, polarity:
   ``ImageReader.from_encoder(encoder, background=None, contrast=None,
-  denoise=None)``), the paper's 1-shot encoder, ``omniglot-conv4-robust``
-  and the robust encoder with ``fine_tune_steps=60`` and affine views, on
-  those images;
-- nearest centroid and the robust encoder on normalised images: each
+  denoise=None)``), the paper's 1-shot encoder, ``omniglot-conv4-robust``,
+  the robust encoder with ``fine_tune_steps=60`` and affine views, and
+  ``omniglot-conv4-symbols`` (meta-trained with these conditions too:
+  ``python benchmarks/omniglot.py --profile symbols``), on those images;
+- nearest centroid and both encoders on normalised images: each
   image's median subtracted and its contrast stretched
   (``ImageReader.from_encoder(encoder, background="flat", denoise=None)``),
   the few lines anyone would write;
-- nearest centroid and the robust encoder on the images of the default
+- nearest centroid and both encoders on the images of the default
   reader (``ImageReader.from_encoder(encoder)``: noisy images denoised,
-  uneven background subtracted, contrast stretched), the latter being the
-  own-data guide's path, and that path with the same adaptation;
-- what each step of that reader buys: the robust encoder on the default
+  uneven background subtracted, contrast stretched), the symbols encoder's
+  being the own-data guide's path, and that path with the same adaptation;
+- what each step of that reader buys: the symbols encoder on the default
   reader's images with one step off (``STEPS``).
 
 Rows with adaptation cost about twenty times the others: they run on the
 first ``--adapted-episodes`` episodes only.
 
 Then the clean control: Omniglot's test characters (Vinyals split, from the
-data home), 20-way, through the default reader or as loaded, robust
+data home), 20-way, through the default reader or as loaded, symbols
 encoder, on the same episodes: the normalisation must cost nothing there.
 Writes ``real_conditions.json`` and ``real_conditions.md`` into
 ``--output-dir``.
@@ -131,17 +132,15 @@ READERS = {
     "no background": {"background": None},
     "no contrast": {"contrast": None},
 }
+#: The encoder the own-data guide starts from, and the one before it.
+OWN_IMAGES, ROBUST = "omniglot-conv4-symbols", "omniglot-conv4-robust"
 #: Rows: (label, images, encoder name or None for pixels, adaptation).
 ROWS = {
     "pixels": ("nearest centroid, pixels as read", "as read", None, False),
     "paper": ("paper's 1-shot encoder", "as read", "omniglot-conv4-1shot", False),
-    "robust": ("`omniglot-conv4-robust`", "as read", "omniglot-conv4-robust", False),
-    "robust adapted": (
-        "robust, `fine_tune_steps=60`, affine",
-        "as read",
-        "omniglot-conv4-robust",
-        True,
-    ),
+    "robust": ("`omniglot-conv4-robust`", "as read", ROBUST, False),
+    "robust adapted": ("robust, `fine_tune_steps=60`, affine", "as read", ROBUST, True),
+    "symbols": ("`omniglot-conv4-symbols`", "as read", OWN_IMAGES, False),
     "pixels normalised": (
         "nearest centroid, normalised pixels (median subtracted, contrast stretched)",
         "normalised",
@@ -151,7 +150,13 @@ ROWS = {
     "robust normalised": (
         "robust, on those normalised images",
         "normalised",
-        "omniglot-conv4-robust",
+        ROBUST,
+        False,
+    ),
+    "symbols normalised": (
+        "symbols, on those normalised images",
+        "normalised",
+        OWN_IMAGES,
         False,
     ),
     "pixels default": (
@@ -160,52 +165,58 @@ ROWS = {
         None,
         False,
     ),
-    "default path": (
-        "**default path**: `ImageReader.from_encoder(robust)` + robust",
+    "robust default": (
+        "`ImageReader.from_encoder(robust)` + robust",
         "default",
-        "omniglot-conv4-robust",
+        ROBUST,
+        False,
+    ),
+    "default path": (
+        "**default path**: `ImageReader.from_encoder(symbols)` + symbols",
+        "default",
+        OWN_IMAGES,
         False,
     ),
     "default path adapted": (
         "default path, `fine_tune_steps=60`, affine",
         "default",
-        "omniglot-conv4-robust",
+        OWN_IMAGES,
         True,
     ),
 }
 
 
-#: What each step of the default reader buys: the robust encoder on the
+#: What each step of the default reader buys: the own-images encoder on the
 #: default reader's images with one step off (same episodes as ROWS).
 STEPS = {
     "default path": (
         "default reader (denoise=3, uneven background, contrast=99.5)",
         "default",
-        "omniglot-conv4-robust",
+        OWN_IMAGES,
         False,
     ),
     "no denoising": (
         "without denoising (denoise=None)",
         "no denoising",
-        "omniglot-conv4-robust",
+        OWN_IMAGES,
         False,
     ),
     "flat background": (
         "one background level per image (background='flat')",
         "flat background",
-        "omniglot-conv4-robust",
+        OWN_IMAGES,
         False,
     ),
     "no background": (
         "without background subtraction (background=None)",
         "no background",
-        "omniglot-conv4-robust",
+        OWN_IMAGES,
         False,
     ),
     "no contrast": (
         "without contrast stretch (contrast=None)",
         "no contrast",
-        "omniglot-conv4-robust",
+        OWN_IMAGES,
         False,
     ),
 }
@@ -317,9 +328,9 @@ def symbol_photographs(limit: int | None = None) -> tuple[np.ndarray, np.ndarray
 
 def read_all(photos: np.ndarray) -> dict[str, np.ndarray]:
     """The photographs through each reader of ``READERS``."""
-    robust = load_pretrained("omniglot-conv4-robust")
+    encoder = load_pretrained(OWN_IMAGES)
     return {
-        name: ImageReader.from_encoder(robust, **params).fit_transform(photos)
+        name: ImageReader.from_encoder(encoder, **params).fit_transform(photos)
         for name, params in READERS.items()
     }
 
@@ -375,15 +386,15 @@ def episode_rows(images, y, shot, n_episodes, n_jobs, rows, seed, adapted_episod
 #: The clean control: Omniglot test, as loaded or through the default reader.
 OMNIGLOT_ROWS = {
     "as loaded": (
-        "Omniglot test as loaded, robust",
+        "Omniglot test as loaded, symbols",
         "as loaded",
-        "omniglot-conv4-robust",
+        OWN_IMAGES,
         False,
     ),
     "default reader": (
-        "through the default reader, robust",
+        "through the default reader, symbols",
         "default",
-        "omniglot-conv4-robust",
+        OWN_IMAGES,
         False,
     ),
 }
@@ -400,10 +411,10 @@ def omniglot_control(shots, n_episodes: int, n_jobs: int) -> dict | None:
         print(f"Omniglot control skipped: {error}")
         return None
     X = bunch.images.astype(np.float32)  # (n, 28, 28) in [0, 1]
-    robust = load_pretrained("omniglot-conv4-robust")
+    encoder = load_pretrained(OWN_IMAGES)
     images = {
         "as loaded": X[:, None],
-        "default": ImageReader.from_encoder(robust).fit_transform(X),
+        "default": ImageReader.from_encoder(encoder).fit_transform(X),
     }
     y = np.unique(bunch.target, return_inverse=True)[1]
     out = {}
@@ -458,7 +469,7 @@ def report(record: dict) -> str:
     lines += ["", "The default path: " + "; ".join(gaps) + "."]
     lines += [
         "",
-        "What each step of the default reader buys (robust encoder, same episodes):",
+        "What each step of the default reader buys (symbols encoder, same episodes):",
         "",
         _table(accuracy, STEPS, "reader"),
     ]
@@ -470,7 +481,7 @@ def report(record: dict) -> str:
             "",
             "Clean images lose nothing: Omniglot's test characters (Vinyals "
             f"split), {N_WAY}-way, {N_QUERY} queries per class, "
-            f"{record['omniglot_episodes']} episodes a shot, robust encoder, as "
+            f"{record['omniglot_episodes']} episodes a shot, symbols encoder, as "
             "loaded and through the default reader:",
             "",
             _table(control, rows, "Omniglot test"),

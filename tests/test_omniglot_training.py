@@ -70,6 +70,7 @@ def test_evaluation_on_embeddings_equals_refitting_on_pixels(short_run, omniglot
         ("omniglot-conv4-1shot", 1),
         ("omniglot-conv4-5shot", 5),
         ("omniglot-conv4-robust", 1),
+        ("omniglot-conv4-symbols", 1),
     ],
 )
 def test_pretrained_encoder_reaches_its_documented_accuracy(omniglot, name, shot):

@@ -45,3 +45,28 @@ def test_benchmark_writes_its_tables(tmp_path):
     assert (
         json.loads((tmp_path / "real_conditions.json").read_text())["n_classes"] == 24
     )
+
+
+def test_symbols_encoder_reads_photographs_the_robust_one_cannot():
+    """omniglot-conv4-symbols was meta-trained with the photographs'
+    conditions (grey paper, faint ink, blur, noise): on photographs as read,
+    before any normalisation, it is far ahead of the robust encoder."""
+    from sklearn.model_selection import cross_val_score
+
+    from sklearn_protonet import PrototypicalClassifier
+    from sklearn_protonet.model_selection import EpisodicSplit
+    from sklearn_protonet.pretrained import load_pretrained
+
+    photos, y, _ = real_conditions.symbol_photographs(limit=60)
+    images = real_conditions.read_all(photos)["as read"]
+    cv = EpisodicSplit(10, 1, 5, n_episodes=20, random_state=0)
+    means = {
+        name: cross_val_score(
+            PrototypicalClassifier(load_pretrained(f"omniglot-conv4-{name}")),
+            images,
+            y,
+            cv=cv,
+        ).mean()
+        for name in ("robust", "symbols")
+    }
+    assert means["symbols"] > means["robust"] + 0.2, means

@@ -42,7 +42,13 @@ def load_pretrained(name: str = "omniglot-conv4-1shot", device: str = "cpu"):
         accurate on Omniglot, much more on images unlike it (handwritten
         digits: ``benchmarks/cross_domain.py``): the one to start from for
         your own small grey images of strokes, symbols or shapes
-        (:ref:`own_data`).
+        (:ref:`own_data`). ``"omniglot-conv4-symbols"`` adds, in training,
+        the conditions of photographed and scanned symbols (blur, grey and
+        unevenly lit paper, faint ink, sensor noise:
+        :class:`~sklearn_protonet.modules.RandomPaper`): far ahead of the
+        robust encoder on such photographs, a little behind it on clean
+        digits and on Omniglot (``benchmarks/real_conditions.py``,
+        ``benchmarks/cross_domain.py``).
     device : str, default="cpu"
 
     Returns
