@@ -538,8 +538,11 @@ def _finite_number(value) -> bool:
 
 
 def _check_rejection(check: _Checker, params: dict) -> None:
-    """Open-set rejection: a finite threshold exactly when unknown_label is set."""
-    label = params.get("unknown_label")
+    """Open-set rejection: a finite threshold exactly when the parameter
+    that turns it on (unknown_label) is set."""
+    from .classifier import PrototypicalClassifier as cls
+
+    label = params.get(cls._rejection_param)
     threshold = check.json("threshold", default=None, required=False)
     if threshold is not None and (not _finite_number(threshold) or threshold < 0):
         raise check.fail("threshold", f"must be a finite distance, got {threshold!r}")

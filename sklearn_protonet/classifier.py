@@ -283,6 +283,9 @@ class PrototypicalClassifier(
     # Saved as weights (the encoder) or chosen at load (the device):
     # persistence writes every other parameter (_schema).
     _unsaved_params = frozenset({"encoder", "device"})
+    #: The parameter whose value turns open-set rejection on (and then a
+    #: saved file must hold the threshold).
+    _rejection_param = "unknown_label"
 
     _parameter_constraints: dict = {
         "encoder": "no_validation",
