@@ -307,6 +307,19 @@ def with_time_budget(profile: TrainingProfile, minutes: float) -> TrainingProfil
     return replace(profile, models=models)
 
 
+def recipe_module(recipe: ModelRecipe, random_state: int):
+    """What ``recipe`` meta-trains: the Conv4 class (the trainer builds and
+    seeds it), or, with augmentation, the layers then a Conv4 whose initial
+    weights are drawn here from ``random_state`` (save_weights keeps the
+    Conv4 only)."""
+    if not recipe.augment:
+        return Conv4
+    with torch.random.fork_rng():
+        torch.manual_seed(random_state)
+        augmentation = robust_augmentation(conditions=recipe.conditions)
+        return nn.Sequential(augmentation, Conv4())
+
+
 def train_omniglot(
     X: np.ndarray,
     y: np.ndarray,
@@ -334,12 +347,7 @@ def train_omniglot(
     extra = {}
     if log_prefix is not None:
         extra["callbacks__print_log__sink"] = partial(_print_prefixed, log_prefix)
-    # The augmentation layers go first; save_weights keeps the Conv4 only.
-    module = (
-        nn.Sequential(robust_augmentation(conditions=recipe.conditions), Conv4())
-        if recipe.augment
-        else Conv4
-    )
+    module = recipe_module(recipe, random_state)
     trainer = EpisodicTrainer(
         module,
         n_way=recipe.n_way,

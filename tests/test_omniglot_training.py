@@ -4,6 +4,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import omniglot  # noqa: E402  (the module, for its recipes)
 import pytest
 import torch
 from omniglot import (  # benchmarks/omniglot.py, the experiment
@@ -202,3 +203,18 @@ def test_robust_profile_saves_the_encoder_without_its_augmentation(
     assert encoder.estimator.pretrained_info_["episodes_trained"] == 10
     record = json.loads((tmp_path / "omniglot-robust.json").read_text())
     assert record["profile"]["models"][0]["augment"] is True
+
+
+def test_augmented_recipes_start_from_their_seed():
+    """The robust and symbols profiles build their module before the trainer:
+    its initial weights come from the seed, not torch's global generator."""
+    recipe = omniglot.PROFILES["symbols"].models[0]
+    torch.manual_seed(1)
+    first = omniglot.recipe_module(recipe, random_state=0)
+    torch.manual_seed(2)
+    again = omniglot.recipe_module(recipe, random_state=0)
+    other = omniglot.recipe_module(recipe, random_state=1)
+    weights = [list(m.state_dict().values()) for m in (first, again, other)]
+    assert all(map(torch.equal, weights[0], weights[1]))
+    assert not all(map(torch.equal, weights[0], weights[2]))
+    assert omniglot.recipe_module(omniglot.FAST_RECIPE, 0) is omniglot.Conv4
