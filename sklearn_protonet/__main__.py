@@ -81,6 +81,7 @@ def _comparison(methods: dict, y, args: argparse.Namespace):
     """
     import pandas as pd
 
+    from ._threads import load_aware_threads
     from .model_selection import EpisodicSplit, episodic_score
 
     cells = [(way, shot) for way in args.ways for shot in args.shots]
@@ -96,7 +97,9 @@ def _comparison(methods: dict, y, args: argparse.Namespace):
                 # episodes.
                 cv = EpisodicSplit(way, shot, args.queries, args.episodes, args.seed)
                 estimator, X = estimator_and_X(shot)
-                with warnings.catch_warnings():
+                # scikit-learn's NearestCentroid computes on OpenMP threads of
+                # its own: on the cores other processes leave idle, as torch.
+                with warnings.catch_warnings(), load_aware_threads(other_pools=True):
                     # NearestCentroid warns about zero-variance features; harmless.
                     warnings.simplefilter("ignore", UserWarning)
                     warnings.simplefilter("ignore", RuntimeWarning)

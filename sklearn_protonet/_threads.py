@@ -23,9 +23,10 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
+from threadpoolctl import threadpool_limits
 
 #: Shortest window that measures the load: ``/proc/stat`` counts in ticks
 #: of 10 ms, so shorter windows round to whole cores.
@@ -111,11 +112,13 @@ def threads_for_load(limit: int) -> int:
 
 
 @contextmanager
-def load_aware_threads() -> Iterator[None]:
+def load_aware_threads(other_pools: bool = False) -> Iterator[None]:
     """torch computes on :func:`threads_for_load` threads in this block, and
     :func:`recheck_load` decides again inside it (each chunk, step or
     epoch); torch's setting is restored after. In nested blocks the
-    outermost decides."""
+    outermost decides. With ``other_pools``, the OpenMP and BLAS thread
+    pools of other libraries (scikit-learn's, NumPy's) get the count decided
+    on entry too, through ``threadpoolctl``, when it is below torch's."""
     global _depth, _limit
     if _depth or not _adaptive():
         yield
@@ -123,7 +126,13 @@ def load_aware_threads() -> Iterator[None]:
     _depth, _limit = 1, torch.get_num_threads()
     try:
         recheck_load()
-        yield
+        count = torch.get_num_threads()
+        with (
+            threadpool_limits(limits=count)
+            if other_pools and count < _limit
+            else nullcontext()
+        ):
+            yield
     finally:
         _depth = 0
         if torch.get_num_threads() != _limit:
@@ -138,3 +147,8 @@ def recheck_load() -> None:
         count = threads_for_load(_limit)
         if count != torch.get_num_threads():
             torch.set_num_threads(count)
+
+
+# A first reading now: the first heavy call after the import (which takes
+# seconds) then measures the load over the time since.
+threads_for_load(1)

@@ -172,3 +172,21 @@ class _Record(Callback):
 
     def on_batch_begin(self, net, **kwargs):
         self.function(net, **kwargs)
+
+
+def test_other_pools_follow_the_load_on_request(adaptive):
+    from threadpoolctl import threadpool_info
+
+    def pools():
+        return {p["internal_api"]: p["num_threads"] for p in threadpool_info()}
+
+    before = pools()
+    stat = FakeStat(1.0).install(adaptive)
+    _threads.threads_for_load(2)
+    with _threads.load_aware_threads(other_pools=True):
+        assert set(pools().values()) == {1}
+    assert pools() == before
+    stat.others = 0.0
+    _threads.threads_for_load(2)
+    with _threads.load_aware_threads(other_pools=True):
+        assert pools() == before  # a quiet machine: nothing capped
