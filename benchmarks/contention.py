@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import environment, machine_line, markdown_table, publish
+from _common import RESULTS, environment, machine_line, markdown_table, publish
 
 PATHS = ("demo", "predict", "adapted fit", "meta-training")
 WORKER_PATHS = PATHS[1:]
@@ -236,6 +236,14 @@ def report(record: dict) -> str:
         *(f"{s} (s)" for s in settings),
         "defaults vs best fixed",
     ]
+    runs = record.get("runs")
+    measured = (
+        " Measured: "
+        + "; ".join(f"{path} on {date}" for path, date in runs.items())
+        + "."
+        if runs and len(set(runs.values())) > 1
+        else ""
+    )
     return (
         f"Median seconds over {record['rounds']} interleaved rounds, each in a "
         f"fresh process; busy loops are other processes spinning on a core. "
@@ -243,7 +251,9 @@ def report(record: dict) -> str:
         "follows the load); `OMP_NUM_THREADS=k` fixes torch's threads; passive "
         "wait: all cores, OpenMP's waiting threads sleeping instead of spinning. "
         "The last column is the best fixed count's seconds over the defaults' "
-        "(at least 0.8x wanted; above 1 the defaults beat every fixed count).\n\n"
+        "(at least 0.8x wanted; above 1 the defaults beat every fixed count)."
+        + measured
+        + "\n\n"
         + markdown_table(header, rows)
         + f"\n\nWorst: {worst:.2f}x.\n"
     )
@@ -264,6 +274,12 @@ def main(argv: list[str] | None = None) -> dict | None:
         "--busy", default="0,1,2", help="busy loops per situation, comma-separated"
     )
     parser.add_argument("--output-dir", type=Path, default=None)
+    parser.add_argument(
+        "--keep-other-paths",
+        action="store_true",
+        help="keep the paths not in --paths from the results file in --output-dir "
+        "(the report says which run measured each path)",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
@@ -286,7 +302,39 @@ def main(argv: list[str] | None = None) -> dict | None:
         "paths": paths,
         "situations": situations,
     }
+    if args.keep_other_paths:
+        record = with_other_paths(record, Path(args.output_dir or RESULTS))
     return publish("contention", record, report, args.output_dir)
+
+
+def with_other_paths(record: dict, folder: Path) -> dict:
+    """``record`` completed with the paths it did not measure, from the
+    results file in ``folder`` (same settings, rounds and situations); the
+    record says which paths come from which run."""
+    previous = json.loads((folder / "contention.json").read_text())
+    same = (
+        previous["settings"] == record["settings"]
+        and previous["rounds"] == record["rounds"]
+        and [s["busy_loops"] for s in previous["situations"]]
+        == [s["busy_loops"] for s in record["situations"]]
+    )
+    if not same:
+        raise SystemExit(
+            "--keep-other-paths: the results file was made with other settings, "
+            "rounds or situations; measure every path instead."
+        )
+    runs = previous.get(
+        "runs", {p: previous["environment"]["date"] for p in previous["paths"]}
+    )
+    paths = [p for p in PATHS if p in record["paths"] or p in previous["paths"]]
+    for old, new in zip(previous["situations"], record["situations"], strict=True):
+        for setting, seconds in new["seconds"].items():
+            kept = {p: old["seconds"][setting][p] for p in old["seconds"][setting]}
+            new["seconds"][setting] = {p: seconds.get(p, kept.get(p)) for p in paths}
+    date = record["environment"]["date"]
+    record["runs"] = {**runs, **{p: date for p in record["paths"]}}
+    record["paths"] = paths
+    return record
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """How many torch threads to compute on when other processes keep cores busy.
 
 torch cuts each operator's work into one equal share per intra-op thread and
-waits for the last share. On a machine where another process holds a core,
-the thread that shares that core gets half of it, the other threads wait
-for it (OpenMP spins, then sleeps), and two threads run slower than one on
-the core left free: measured by ``benchmarks/contention.py``. A laptop is
+waits for the last share, OpenMP's threads spinning while they wait. On a
+machine where another process holds a core, the thread that shares that
+core gets part of it, the other spins on the free core waiting for it, and
+two threads run slower than one: measured by ``benchmarks/contention.py``
+(passive waiting would help there, but it must be set before torch starts
+and slows a quiet machine). A laptop is
 rarely idle, so the library does not keep torch's default (one thread per
 core) blindly: before heavy CPU work (embedding many rows, support-set
 adaptation, each epoch of meta-training) it counts the cores that other
