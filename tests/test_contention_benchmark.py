@@ -3,6 +3,7 @@
 import json
 
 import contention
+import pytest
 
 
 def _situation(busy, seconds):
@@ -48,3 +49,30 @@ def test_a_worker_times_its_path_in_a_fresh_process(tmp_path):
     seconds = contention.run_setting({"OMP_NUM_THREADS": "1"}, ["predict"])
     assert list(seconds) == ["predict"] and 0 < seconds["predict"] < 120
     json.dumps(seconds)
+
+
+def test_other_paths_are_kept_from_the_results_file_with_their_date(tmp_path):
+    def record(paths, seconds, date):
+        situation = _situation(1, {"default": dict.fromkeys(paths, seconds)})
+        return {
+            "environment": {"date": date},
+            "rounds": 2,
+            "settings": ["default"],
+            "paths": paths,
+            "situations": [situation],
+        }
+
+    (tmp_path / "contention.json").write_text(
+        json.dumps(record(["demo", "predict"], 9.0, "monday"))
+    )
+    merged = contention.with_other_paths(record(["predict"], 1.0, "tuesday"), tmp_path)
+    assert merged["paths"] == ["demo", "predict"]
+    assert merged["situations"][0]["seconds"]["default"] == {
+        "demo": 9.0,
+        "predict": 1.0,
+    }
+    assert merged["runs"] == {"demo": "monday", "predict": "tuesday"}
+    other = record(["predict"], 1.0, "tuesday")
+    other["rounds"] = 3
+    with pytest.raises(SystemExit, match="other settings"):
+        contention.with_other_paths(other, tmp_path)
