@@ -8,8 +8,8 @@ two threads run slower than one: measured by ``benchmarks/contention.py``
 (passive waiting would help there, but it must be set before torch starts
 and slows a quiet machine). A laptop is
 rarely idle, so the library does not keep torch's default (one thread per
-core) blindly: before heavy CPU work (embedding many rows, support-set
-adaptation, each epoch of meta-training) it counts the cores that other
+core) blindly: before each chunk of embedding, each step of support-set
+adaptation and each episode of meta-training it counts the cores that other
 processes leave idle, from the kernel's CPU accounting (``/proc/stat``, the
 cores this process may run on) minus this process's own CPU time, and
 computes on that many threads, never more than torch's current setting.
@@ -153,4 +153,4 @@ def recheck_load() -> None:
 
 # A first reading now: the first heavy call after the import (which takes
 # seconds) then measures the load over the time since.
-threads_for_load(1)
+_measure()
