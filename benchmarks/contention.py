@@ -324,12 +324,12 @@ def with_other_paths(record: dict, folder: Path) -> dict:
             "rounds or situations; measure every path instead."
         )
     runs = previous.get(
-        "runs", {p: previous["environment"]["date"] for p in previous["paths"]}
+        "runs", dict.fromkeys(previous["paths"], previous["environment"]["date"])
     )
     paths = [p for p in PATHS if p in record["paths"] or p in previous["paths"]]
     for old, new in zip(previous["situations"], record["situations"], strict=True):
         for setting, seconds in new["seconds"].items():
-            kept = {p: old["seconds"][setting][p] for p in old["seconds"][setting]}
+            kept = old["seconds"][setting]
             new["seconds"][setting] = {p: seconds.get(p, kept.get(p)) for p in paths}
     date = record["environment"]["date"]
     record["runs"] = {**runs, **{p: date for p in record["paths"]}}
