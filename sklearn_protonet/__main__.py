@@ -128,7 +128,6 @@ def _encoder_for_shot(shot: int) -> str:
 def run_pretrained(args: argparse.Namespace) -> str:
     """Score the shipped Omniglot encoders and pixels on the shipped sample."""
     import numpy as np
-    import torch
     from sklearn.neighbors import NearestCentroid
 
     from ._threads import fix_thread_count
@@ -137,8 +136,7 @@ def run_pretrained(args: argparse.Namespace) -> str:
     from .pretrained import load_pretrained
 
     if args.threads:
-        torch.set_num_threads(args.threads)
-        fix_thread_count()  # the user's count, whatever the load
+        fix_thread_count(args.threads)
     X, y = load_omniglot_sample(return_X_y=True)
     _check_episodes(y, args)
     names = {shot: _encoder_for_shot(shot) for shot in args.shots}

@@ -44,10 +44,11 @@ _depth = 0
 _limit = 0
 
 
-def fix_thread_count() -> None:
-    """Keep torch's thread count as it is from now on (the scripts'
-    ``--threads``): the user chose it."""
+def fix_thread_count(count: int) -> None:
+    """Compute on ``count`` torch threads from now on, whatever the load
+    (the scripts' ``--threads``): the user chose it."""
     global _fixed
+    torch.set_num_threads(count)
     _fixed = True
 
 

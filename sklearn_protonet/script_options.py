@@ -42,12 +42,10 @@ def add_script_options(parser: argparse.ArgumentParser) -> None:
 
 def apply_script_options(args: argparse.Namespace) -> None:
     """Apply the options of :func:`add_script_options` to this process."""
-    import torch
 
     from ._threads import fix_thread_count
 
     if args.threads:
-        torch.set_num_threads(args.threads)
-        fix_thread_count()  # the user's count, whatever the load
+        fix_thread_count(args.threads)
     if not args.default_malloc:
         keep_freed_memory()

@@ -103,7 +103,7 @@ def test_a_thread_count_the_user_chose_is_kept(adaptive, fix):
     if fix == "environment":
         adaptive.setenv("OMP_NUM_THREADS", "2")
     else:
-        _threads.fix_thread_count()
+        _threads.fix_thread_count(2)
     _threads.threads_for_load(2)
     with _threads.load_aware_threads():
         _threads.recheck_load()
