@@ -36,6 +36,8 @@ _CONFIG_KEYS = {
     "MLP": {"in_features", "hidden_sizes", "out_features", "dropout"},
     "Conv4": {"input_shape", "hidden_channels", "n_blocks", "channels_last"},
 }
+# Arguments a file may leave out (their defaults): older files lack them.
+_OPTIONAL_KEYS = {"MLP": set(), "Conv4": {"groups"}}
 
 
 def damaged(path, content: str, field: str, problem: str) -> ValueError:
@@ -88,10 +90,11 @@ def _check_config(check: _Checker, spec: dict) -> None:
     tensors they imply, before any module (even on the meta device) is built."""
     builder, config = spec["builder"], spec["config"]
     field = "module.config"
-    if not isinstance(config, dict) or set(config) != _CONFIG_KEYS[builder]:
+    keys, optional = _CONFIG_KEYS[builder], _OPTIONAL_KEYS[builder]
+    if not isinstance(config, dict) or not keys <= set(config) <= keys | optional:
         raise check.fail(
             field,
-            f"{builder} takes {sorted(_CONFIG_KEYS[builder])}, got "
+            f"{builder} takes {sorted(keys)} (and optionally {sorted(optional)}), got "
             f"{sorted(config) if isinstance(config, dict) else config!r}",
         )
     n_weights = sum(k.startswith(_PREFIX) for k in check.tensors)
@@ -116,7 +119,13 @@ def _check_config(check: _Checker, spec: dict) -> None:
                 f"{field}.n_blocks",
                 f"{n_blocks} does not match the {n_weights} weight tensors in the file",
             )
-        check.integer(f"{field}.hidden_channels", config["hidden_channels"])
+        channels = check.integer(f"{field}.hidden_channels", config["hidden_channels"])
+        groups = check.integer(f"{field}.groups", config.get("groups", 1))
+        if channels % groups:
+            raise check.fail(
+                f"{field}.groups",
+                f"{groups} does not divide hidden_channels {channels}",
+            )
         shape = config["input_shape"]
         if not isinstance(shape, list) or len(shape) != 3:
             raise check.fail(
