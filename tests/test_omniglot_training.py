@@ -24,6 +24,7 @@ from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet.contracts import get_input_contract
 from sklearn_protonet.datasets._omniglot import INPUT_CONTRACT
 from sklearn_protonet.model_selection import EpisodicSplit, mean_confidence_interval
+from sklearn_protonet.modules import Conv4
 from sklearn_protonet.persistence import FORMAT, load_encoder, save_encoder
 from sklearn_protonet.pretrained import list_pretrained, load_pretrained
 
@@ -90,6 +91,26 @@ def test_pretrained_encoder_reaches_its_documented_accuracy(omniglot, name, shot
     assert 100 * (mean + half) >= documented["accuracy"], (mean, half, documented)
     # Frozen: cloning keeps it, fitting does nothing.
     assert clone(encoder) is encoder
+
+
+def test_ensemble_is_the_shipped_members_side_by_side(omniglot):
+    """omniglot-conv4-ensemble: the members it names, joined with the weights
+    it records, and its documented 20-way 1-shot accuracy."""
+    encoder = load_pretrained("omniglot-conv4-ensemble")
+    info = encoder.estimator.pretrained_info_
+    members = [load_pretrained(name).estimator.module_ for name in info["members"]]
+    joined = Conv4.side_by_side(members, info["member_weights"]).eval()
+    X, y = omniglot["X_test"], omniglot["y_test"]
+    with torch.no_grad():
+        expected = joined(torch.from_numpy(X[:300])).numpy()
+    np.testing.assert_allclose(encoder.transform(X[:300]), expected, atol=1e-5)
+    assert get_input_contract(encoder) == INPUT_CONTRACT
+    documented = info["results"]["20-way 1-shot"]
+    cv = EpisodicSplit(20, 1, 15, n_episodes=200, random_state=123)
+    mean, half = mean_confidence_interval(
+        cross_val_score(PrototypicalClassifier(), encoder.transform(X), y, cv=cv)
+    )
+    assert 100 * (mean + half) >= documented["accuracy"], (mean, half, documented)
 
 
 def test_save_and_load_encoder_round_trip(short_run, omniglot, tmp_path):

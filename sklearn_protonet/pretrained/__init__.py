@@ -48,7 +48,12 @@ def load_pretrained(name: str = "omniglot-conv4-1shot", device: str = "cpu"):
         :class:`~sklearn_protonet.modules.RandomPaper`): far ahead of the
         robust encoder on such photographs, a little behind it on clean
         digits and on Omniglot (``benchmarks/real_conditions.py``,
-        ``benchmarks/cross_domain.py``).
+        ``benchmarks/cross_domain.py``). ``"omniglot-conv4-ensemble"`` is
+        the ``1shot``, ``robust`` and ``symbols`` encoders side by side in
+        one grouped Conv4 (:meth:`~sklearn_protonet.modules.Conv4.side_by_side`,
+        ``benchmarks/ensemble.py``): at the paper's level on Omniglot and the
+        robust encoder's on digits, ahead of pixels on photographs: the one to
+        start from for your own symbol images, at three Conv4s' cost.
     device : str, default="cpu"
 
     Returns
