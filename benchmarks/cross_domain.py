@@ -1,12 +1,21 @@
-"""Across domains: Omniglot's shipped encoders on scikit-learn's digits.
+"""Across domains: Omniglot's shipped encoders on digits and on printed symbols.
 
     python benchmarks/cross_domain.py                       # 500 episodes a shot
+    python benchmarks/cross_domain.py --domain printed      # printed symbols
     python benchmarks/cross_domain.py --episodes 50 --n-jobs 2 --output-dir /tmp/x
 
-The 8x8 digits are upsampled (bilinear) to Omniglot's 28x28, light strokes on
-black as the encoders expect. For 10-way 1-shot and 5-shot episodes with 15
-queries per class (the same episodes for every column), the accuracy with
-95 % intervals of:
+Two domains no encoder saw in training:
+
+- ``digits`` (the default): scikit-learn's 8x8 digits upsampled (bilinear)
+  to Omniglot's 28x28, light strokes on black as the encoders expect;
+- ``printed``: the 2,076 symbol classes of ``real_conditions.py`` (Latin,
+  Greek, Cyrillic, Armenian, Georgian, arrows, mathematical and technical
+  symbols, shapes, dingbats, Braille) printed cleanly from the DejaVu fonts,
+  20 of each (``real_conditions.printed_symbols`` says how), read to 28x28
+  the same way.
+
+For 10-way 1-shot and 5-shot episodes with 15 queries per class (the same
+episodes for every column), the accuracy with 95 % intervals of:
 
 - ``pixels``: nearest centroid on the raw 28x28 pixels (the identity encoder);
 - ``frozen``: the shipped encoder of the matching shot, as shipped;
@@ -20,16 +29,23 @@ queries per class (the same episodes for every column), the accuracy with
   with the same adaptation;
 - ``symbols``: the shipped ``omniglot-conv4-symbols`` encoder (the robust
   recipe with photographed images' conditions too: ``python
-  benchmarks/omniglot.py --profile symbols``), frozen.
+  benchmarks/omniglot.py --profile symbols``), frozen;
+- ``ensemble``: the shipped ``omniglot-conv4-ensemble``, the paper's, the
+  robust and the symbols encoders joined side by side (``python
+  benchmarks/ensemble.py``), frozen.
+
+On printed symbols only the frozen columns run (``FROZEN``), and there is no
+latency line.
 
 ``--columns`` recomputes some columns only, on the same episodes, and keeps
 the others from the results file (the report says which and when).
 
-Then the latency: the median wall time of ``fit`` with adaptation (of the
+On digits, then the latency: the median wall time of ``fit`` with adaptation (of the
 robust encoder) for a
 10-way 5-shot support set, measured in this process with 2 torch threads
 after the episodes (so workers do not compete with it). Writes
-``cross_domain.json`` and ``cross_domain.md`` into ``--output-dir``.
+``cross_domain.json`` and ``cross_domain.md`` (``cross_domain_printed.*`` for
+printed symbols) into ``--output-dir``.
 """
 
 from __future__ import annotations
@@ -72,7 +88,10 @@ COLUMNS = (
     "robust",
     "robust adapted",
     "symbols",
+    "ensemble",
 )
+#: The columns without adaptation (the printed symbols' columns).
+FROZEN = ("pixels", "frozen", "robust", "symbols", "ensemble")
 #: Targets for an adapted encoder (accuracy in %, by shot) and fit's latency.
 TARGETS = {1: 72.0, 5: 92.0, "latency_s": 5.0}
 
@@ -81,6 +100,7 @@ def classifiers(shot: int, adaptation: dict) -> dict[str, PrototypicalClassifier
     encoder = load_pretrained(f"omniglot-conv4-{shot}shot")
     robust = load_pretrained("omniglot-conv4-robust")
     symbols = load_pretrained("omniglot-conv4-symbols")
+    ensemble = load_pretrained("omniglot-conv4-ensemble")
     return {
         "pixels": PrototypicalClassifier(),
         "frozen": PrototypicalClassifier(encoder),
@@ -90,6 +110,7 @@ def classifiers(shot: int, adaptation: dict) -> dict[str, PrototypicalClassifier
         "robust": PrototypicalClassifier(robust),
         "robust adapted": PrototypicalClassifier(robust, **adaptation),
         "symbols": PrototypicalClassifier(symbols),
+        "ensemble": PrototypicalClassifier(ensemble),
     }
 
 
@@ -326,12 +347,32 @@ LABELS = {
     "robust": "robust encoder, frozen",
     "robust adapted": "robust encoder, adapted",
     "symbols": "symbols encoder, frozen",
+    "ensemble": "ensemble encoder (paper's + robust + symbols), frozen",
+}
+
+
+def printed_read_28() -> tuple[np.ndarray, np.ndarray]:
+    """The clean printed symbols read by ``ImageReader(size=28)``, as
+    ``digits_read_28`` reads the digits."""
+    from real_conditions import printed_symbols
+
+    from sklearn_protonet.preprocessing import ImageReader
+
+    images, labels = printed_symbols()
+    return ImageReader(size=28).fit_transform(images / 255.0), labels
+
+
+#: Each domain: its title, its images and labels, its results' file name.
+DOMAINS = {
+    "digits": ("digits", digits_read_28, "cross_domain"),
+    "printed": ("printed symbols", printed_read_28, "cross_domain_printed"),
 }
 
 
 def report(record: dict) -> str:
     """The markdown of a results record: one row per setting, one column per
     shot (narrow enough for a phone)."""
+    domain = record.get("domain", "digits")
     shots = list(record["accuracy"])
     header = ["encoder", *(f"{N_WAY}-way {shot}-shot" for shot in shots)]
     rows = [
@@ -339,8 +380,29 @@ def report(record: dict) -> str:
         for name in COLUMNS
         if all(name in cells for cells in record["accuracy"].values())
     ]
-    lat = record["latency"]
     episodes = {c["n"] for cells in record["accuracy"].values() for c in cells.values()}
+    lines = [
+        f"# Cross-domain: Omniglot encoders on {DOMAINS[domain][0]} (28x28)",
+        "",
+        f"Accuracy in % with 95 % intervals over "
+        f"{', '.join(map(str, sorted(episodes)))} episodes "
+        f"({N_QUERY} queries per class)"
+        + (f". adapted: {record['adaptation']}." if "latency" in record else "."),
+        "",
+        markdown_table(header, rows),
+        "",
+    ]
+    if "recomputed_columns" in record:
+        lines += [
+            f"Recomputed on {record['date']}: "
+            f"{', '.join(record['recomputed_columns'])}; the other columns "
+            f"come from the run of {record['other_columns_from']}, on the "
+            "same episodes.",
+            "",
+        ]
+    if "latency" not in record:
+        return "\n".join(lines)
+    lat = record["latency"]
     targets = []
     for column in ("adapted", "robust adapted"):
         reached = {
@@ -349,46 +411,32 @@ def report(record: dict) -> str:
         met = all(reached[s] >= TARGETS[int(s)] for s in shots)
         values = " / ".join(f"{reached[s]:.1f}" for s in shots)
         targets.append(f"{column} {values} ({'met' if met else 'missed'})")
-    return "\n".join(
-        [
-            "# Cross-domain: Omniglot encoders on digits (28x28)",
-            "",
-            f"Accuracy in % with 95 % intervals over "
-            f"{', '.join(map(str, sorted(episodes)))} episodes "
-            f"({N_QUERY} queries per class). adapted: {record['adaptation']}.",
-            "",
-            markdown_table(header, rows),
-            "",
-            f"fit of the robust encoder with adaptation, 10-way 5-shot, "
-            f"{lat['torch_threads']} torch "
-            f"threads: median {lat['median_s']:.2f} s over {lat['repeats']} fits "
-            f"(min {lat['min_s']:.2f}, max {lat['max_s']:.2f}; a frozen fit "
-            f"{lat['frozen_median_s']:.2f} s, timed alternately; 1-min load "
-            f"average {lat['load_average_1min']:.1f} on "
-            f"{record['machine']['cpu_count']} cores: a shared machine slows it).",
-            "",
-            *(
-                [
-                    f"Recomputed on {record['date']}: "
-                    f"{', '.join(record['recomputed_columns'])}; the other columns "
-                    f"come from the run of {record['other_columns_from']}, on the "
-                    "same episodes.",
-                    "",
-                ]
-                if "recomputed_columns" in record
-                else []
-            ),
-            "Targets for an adapted encoder, "
-            + " and ".join(f">= {TARGETS[int(s)]:g} % at {s}-shot" for s in shots)
-            + f", fit <= {TARGETS['latency_s']:g} s: "
-            + "; ".join(targets)
-            + ".",
-        ]
-    )
+    lines += [
+        f"fit of the robust encoder with adaptation, 10-way 5-shot, "
+        f"{lat['torch_threads']} torch "
+        f"threads: median {lat['median_s']:.2f} s over {lat['repeats']} fits "
+        f"(min {lat['min_s']:.2f}, max {lat['max_s']:.2f}; a frozen fit "
+        f"{lat['frozen_median_s']:.2f} s, timed alternately; 1-min load "
+        f"average {lat['load_average_1min']:.1f} on "
+        f"{record['machine']['cpu_count']} cores: a shared machine slows it).",
+        "",
+        "Targets for an adapted encoder, "
+        + " and ".join(f">= {TARGETS[int(s)]:g} % at {s}-shot" for s in shots)
+        + f", fit <= {TARGETS['latency_s']:g} s: "
+        + "; ".join(targets)
+        + ".",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--domain",
+        choices=list(DOMAINS),
+        default="digits",
+        help="digits, or printed symbols (frozen columns only)",
+    )
     parser.add_argument("--episodes", type=int, default=500)
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--n-jobs", type=int, default=1)
@@ -417,10 +465,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(ablation(X, y, args.shots, args.episodes, args.n_jobs, args.output_dir))
         return {}
     adaptation = {**ADAPTATION, "fine_tune_steps": args.fine_tune_steps}
-    columns = tuple(args.columns or COLUMNS)
+    digits = args.domain == "digits"
+    columns = tuple(args.columns or (COLUMNS if digits else FROZEN))
+    if not digits and not set(columns) <= set(FROZEN):
+        parser.error(f"--domain {args.domain} runs the columns {FROZEN} only")
     if "adapted+cl2n" in columns and "adapted" not in columns:
         columns += ("adapted",)  # adapted+cl2n reuses the adapted encoder
-    X, y = digits_read_28()
+    _, read, name = DOMAINS[args.domain]
+    X, y = read()
     started = time.perf_counter()
     accuracy = {
         str(shot): evaluate(X, y, shot, args.episodes, args.n_jobs, adaptation, columns)
@@ -428,14 +480,18 @@ def main(argv: list[str] | None = None) -> dict:
     }
     recomputed = {}
     if args.columns:
-        previous = json.loads((Path(args.output_dir) / "cross_domain.json").read_text())
+        previous = json.loads((Path(args.output_dir) / f"{name}.json").read_text())
         accuracy = kept_columns(previous, accuracy, adaptation)
         recomputed = {
             "recomputed_columns": list(columns),
             "other_columns_from": previous.get("other_columns_from", previous["date"]),
         }
+    extra = {}
+    if digits:
+        extra["latency"] = latency(X, y, args.latency_repeats, adaptation)
     record = environment(
         benchmark="cross_domain",
+        domain=args.domain,
         adaptation=adaptation,
         n_way=N_WAY,
         n_query=N_QUERY,
@@ -443,10 +499,10 @@ def main(argv: list[str] | None = None) -> dict:
         targets={str(k): v for k, v in TARGETS.items()},
         accuracy=accuracy,
         episodes_seconds=time.perf_counter() - started,
-        latency=latency(X, y, args.latency_repeats, adaptation),
+        **extra,
         **recomputed,
     )
-    return publish("cross_domain", record, report, args.output_dir)
+    return publish(name, record, report, args.output_dir)
 
 
 if __name__ == "__main__":

@@ -28,25 +28,28 @@ episodes for every row), the accuracy with 95 % intervals
   reader read them before it normalised images (size, range, polarity:
   ``ImageReader.from_encoder(encoder, background=None, contrast=None,
   denoise=None)``), the paper's 1-shot encoder, ``omniglot-conv4-robust``,
-  the robust encoder with ``fine_tune_steps=60`` and affine views, and
+  the robust encoder with ``fine_tune_steps=60`` and affine views,
   ``omniglot-conv4-symbols`` (meta-trained with these conditions too:
-  ``python benchmarks/omniglot.py --profile symbols``), on those images;
-- nearest centroid and both encoders on normalised images: each
+  ``python benchmarks/omniglot.py --profile symbols``) and
+  ``omniglot-conv4-ensemble`` (the paper's, the robust and the symbols
+  encoders side by side: ``python benchmarks/ensemble.py``), on those images;
+- nearest centroid and the encoders on normalised images: each
   image's median subtracted and its contrast stretched
   (``ImageReader.from_encoder(encoder, background="flat", denoise=None)``),
   the few lines anyone would write;
-- nearest centroid and both encoders on the images of the default
+- nearest centroid and the encoders on the images of the default
   reader (``ImageReader.from_encoder(encoder)``: noisy images denoised,
-  uneven background subtracted, contrast stretched), the symbols encoder's
-  being the own-data guide's path, and that path with the same adaptation;
-- what each step of that reader buys: the symbols encoder on the default
+  uneven background subtracted, contrast stretched), the ensemble's being
+  the own-data guide's path, and that path with the same adaptation; the
+  symbols encoder also without denoising (it reads through noise);
+- what each step of that reader buys: the ensemble on the default
   reader's images with one step off (``STEPS``).
 
 Rows with adaptation cost about twenty times the others: they run on the
 first ``--adapted-episodes`` episodes only.
 
 Then the clean control: Omniglot's test characters (Vinyals split, from the
-data home), 20-way, through the default reader or as loaded, symbols
+data home), 20-way, through the default reader or as loaded, ensemble
 encoder, on the same episodes: the normalisation must cost nothing there.
 Writes ``real_conditions.json`` and ``real_conditions.md`` into
 ``--output-dir``.
@@ -132,15 +135,17 @@ READERS = {
     "no background": {"background": None},
     "no contrast": {"contrast": None},
 }
-#: The encoder the own-data guide starts from, and the one before it.
-OWN_IMAGES, ROBUST = "omniglot-conv4-symbols", "omniglot-conv4-robust"
+#: The encoder the own-data guide starts from, and the members it joins.
+OWN_IMAGES = "omniglot-conv4-ensemble"
+ROBUST, SYMBOLS = "omniglot-conv4-robust", "omniglot-conv4-symbols"
 #: Rows: (label, images, encoder name or None for pixels, adaptation).
 ROWS = {
     "pixels": ("nearest centroid, pixels as read", "as read", None, False),
     "paper": ("paper's 1-shot encoder", "as read", "omniglot-conv4-1shot", False),
     "robust": ("`omniglot-conv4-robust`", "as read", ROBUST, False),
     "robust adapted": ("robust, `fine_tune_steps=60`, affine", "as read", ROBUST, True),
-    "symbols": ("`omniglot-conv4-symbols`", "as read", OWN_IMAGES, False),
+    "symbols": ("`omniglot-conv4-symbols`", "as read", SYMBOLS, False),
+    "ensemble": ("`omniglot-conv4-ensemble`", "as read", OWN_IMAGES, False),
     "pixels normalised": (
         "nearest centroid, normalised pixels (median subtracted, contrast stretched)",
         "normalised",
@@ -155,6 +160,12 @@ ROWS = {
     ),
     "symbols normalised": (
         "symbols, on those normalised images",
+        "normalised",
+        SYMBOLS,
+        False,
+    ),
+    "ensemble normalised": (
+        "ensemble, on those normalised images",
         "normalised",
         OWN_IMAGES,
         False,
@@ -171,8 +182,20 @@ ROWS = {
         ROBUST,
         False,
     ),
+    "symbols default": (
+        "`ImageReader.from_encoder(symbols)` + symbols",
+        "default",
+        SYMBOLS,
+        False,
+    ),
+    "symbols no denoising": (
+        "`ImageReader.from_encoder(symbols, denoise=None)` + symbols",
+        "no denoising",
+        SYMBOLS,
+        False,
+    ),
     "default path": (
-        "**default path**: `ImageReader.from_encoder(symbols)` + symbols",
+        "**default path**: `ImageReader.from_encoder(ensemble)` + ensemble",
         "default",
         OWN_IMAGES,
         False,
@@ -326,6 +349,40 @@ def symbol_photographs(limit: int | None = None) -> tuple[np.ndarray, np.ndarray
     return images, np.repeat(np.arange(len(classes)), PER_CLASS), len(classes)
 
 
+#: The ranges of a clean print's drawing (uniform draws): ``printed_symbols``.
+PRINT = {
+    "font_size_px": (30, 46),
+    "offset_px": (-3, 3),
+    "rotation_deg": (-5, 5),
+    "shear": (-0.1, 0.1),
+}
+
+
+def printed_symbols(per_class: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """The same classes printed cleanly: ``per_class`` uint8 ``(CANVAS,
+    CANVAS)`` light-on-dark images of each, a font drawn among the faces that
+    have the glyph, the size, offset, rotation and shear of ``PRINT``, no
+    stroke thickening, blur, paper or noise (draws from
+    ``numpy.random.default_rng((SEED, 1, class, example))``); and the
+    class codes."""
+    classes = symbol_classes()
+    images = np.empty((len(classes) * per_class, CANVAS, CANVAS), dtype=np.uint8)
+    for k, (char, faces) in enumerate(classes):
+        for i in range(per_class):
+            rng = np.random.default_rng((SEED, 1, k, i))
+            draw = {name: rng.uniform(*PRINT[name]) for name in PRINT}
+            images[k * per_class + i] = _render(
+                char,
+                faces[rng.integers(len(faces))],
+                int(round(draw["font_size_px"])),
+                0,
+                (draw["offset_px"], rng.uniform(*PRINT["offset_px"])),
+                draw["rotation_deg"],
+                draw["shear"],
+            )
+    return images, np.repeat(np.arange(len(classes)), per_class)
+
+
 def read_all(photos: np.ndarray) -> dict[str, np.ndarray]:
     """The photographs through each reader of ``READERS``."""
     encoder = load_pretrained(OWN_IMAGES)
@@ -386,13 +443,13 @@ def episode_rows(images, y, shot, n_episodes, n_jobs, rows, seed, adapted_episod
 #: The clean control: Omniglot test, as loaded or through the default reader.
 OMNIGLOT_ROWS = {
     "as loaded": (
-        "Omniglot test as loaded, symbols",
+        "Omniglot test as loaded, ensemble",
         "as loaded",
         OWN_IMAGES,
         False,
     ),
     "default reader": (
-        "through the default reader, symbols",
+        "through the default reader, ensemble",
         "default",
         OWN_IMAGES,
         False,
@@ -469,7 +526,7 @@ def report(record: dict) -> str:
     lines += ["", "The default path: " + "; ".join(gaps) + "."]
     lines += [
         "",
-        "What each step of the default reader buys (symbols encoder, same episodes):",
+        "What each step of the default reader buys (ensemble encoder, same episodes):",
         "",
         _table(accuracy, STEPS, "reader"),
     ]
@@ -481,7 +538,7 @@ def report(record: dict) -> str:
             "",
             "Clean images lose nothing: Omniglot's test characters (Vinyals "
             f"split), {N_WAY}-way, {N_QUERY} queries per class, "
-            f"{record['omniglot_episodes']} episodes a shot, symbols encoder, as "
+            f"{record['omniglot_episodes']} episodes a shot, ensemble encoder, as "
             "loaded and through the default reader:",
             "",
             _table(control, rows, "Omniglot test"),

@@ -399,3 +399,11 @@ def test_cross_domain_benchmark_writes_its_tables(tmp_path):
     )
     ablation = json.loads((tmp_path / "cross_domain_ablation.json").read_text())
     assert set(ablation["accuracy"]["1"]) == set(cross_domain.ABLATION)
+    printed = cross_domain.main(
+        ["--domain=printed", "--episodes=2", "--shots", "1", f"--output-dir={tmp_path}"]
+    )
+    assert set(printed["accuracy"]["1"]) == set(cross_domain.FROZEN)
+    markdown = (tmp_path / "cross_domain_printed.md").read_text()
+    assert "on printed symbols" in markdown and "Targets for" not in markdown
+    with pytest.raises(SystemExit):  # no adaptation on printed symbols
+        cross_domain.main(["--domain=printed", "--columns", "adapted"])

@@ -24,6 +24,16 @@ def test_photographs_are_seeded_and_distinct_classes():
     assert np.median(first) > np.percentile(first, 1) + 20
 
 
+def test_printed_symbols_are_clean_light_on_dark_prints():
+    images, labels = real_conditions.printed_symbols(per_class=2)
+    n_classes = len(real_conditions.symbol_classes())
+    assert images.shape == (2 * n_classes, 64, 64) and images.dtype == np.uint8
+    np.testing.assert_array_equal(labels, np.repeat(np.arange(n_classes), 2))
+    # Black paper, white ink, nothing in between but the glyphs' edges.
+    assert np.median(images) == 0 and images.max() == 255
+    assert not np.array_equal(images[0], images[1])  # two prints of one class
+
+
 @pytest.mark.slow
 def test_benchmark_writes_its_tables(tmp_path):
     record = real_conditions.main(
