@@ -516,6 +516,10 @@ _write_if_changed(
 _write_if_changed(
     GENERATED / "omniglot_symbols_results.rst", _omniglot_results("symbols")
 )
+_write_if_changed(
+    GENERATED / "omniglot_ensemble_results.rst",
+    _benchmark_tables("omniglot-ensemble", "python benchmarks/ensemble.py"),
+)
 _write_if_changed(GENERATED / "profiles.rst", _profiles_table())
 _write_if_changed(
     GENERATED / "cli_help.txt",
@@ -526,6 +530,12 @@ _write_if_changed(
     _help(lambda prog: omniglot.build_parser(), "python benchmarks/omniglot.py"),
 )
 _write_if_changed(GENERATED / "cross_domain.rst", _cross_domain_results())
+_write_if_changed(
+    GENERATED / "cross_domain_printed.rst",
+    _benchmark_tables(
+        "cross_domain_printed", "python benchmarks/cross_domain.py --domain printed"
+    ),
+)
 _write_if_changed(
     GENERATED / "cross_domain_ablation.rst",
     _benchmark_tables(
