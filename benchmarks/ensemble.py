@@ -91,9 +91,7 @@ def report(record: dict) -> str:
     rows = []
     for name, results in record["members"].items():
         rows.append([f"`{name}` (member)", *(_cell(results, c) for c in PAPER)])
-    rows.append(
-        [f"`{NAME}`", *(f"**{_cell(record['results'], c)}**" for c in PAPER)]
-    )
+    rows.append([f"`{NAME}`", *(f"**{_cell(record['results'], c)}**" for c in PAPER)])
     rows.append(["Snell et al. 2017 (paper)", *(f"{v}" for v in PAPER.values())])
     weights = ", ".join(
         f"{name} {w:.4f}" for name, w in zip(MEMBERS, record["weights"], strict=True)
