@@ -33,9 +33,7 @@ encoder as ``DIR/omniglot-conv4-ensemble.safetensors``. Other domains:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +45,7 @@ from sklearn_protonet.datasets import load_omniglot
 from sklearn_protonet.datasets._omniglot import INPUT_CONTRACT
 from sklearn_protonet.modules import Conv4
 from sklearn_protonet.persistence import load_encoder, save_encoder
+from sklearn_protonet.pretrained import load_pretrained
 from sklearn_protonet.script_options import add_script_options, apply_script_options
 
 MEMBERS = ("omniglot-conv4-1shot", "omniglot-conv4-robust", "omniglot-conv4-symbols")
@@ -69,15 +68,12 @@ def member_weights(members: list, X: np.ndarray, random_state: int) -> list[floa
 def joined_encoder(folder: Path | None, X_train: np.ndarray, random_state: int):
     """The members' files (from ``folder``, else the shipped ones), their
     weights, and the Conv4 that joins them."""
-    files = {}
-    for name in MEMBERS:
-        if folder is None:
-            with resources.as_file(
-                resources.files("sklearn_protonet.pretrained") / f"{name}.safetensors"
-            ) as path:
-                files[name] = load_encoder(path)
-        else:
-            files[name] = load_encoder(Path(folder) / f"{name}.safetensors")
+    files = {
+        name: load_pretrained(name)
+        if folder is None
+        else load_encoder(Path(folder) / f"{name}.safetensors")
+        for name in MEMBERS
+    }
     members = list(files.values())
     weights = member_weights(members, X_train, random_state)
     modules = [m.estimator.module_ for m in members]
@@ -173,4 +169,3 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     main()
-    sys.exit(0)
