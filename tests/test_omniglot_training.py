@@ -113,6 +113,22 @@ def test_ensemble_is_the_shipped_members_side_by_side(omniglot):
     assert 100 * (mean + half) >= documented["accuracy"], (mean, half, documented)
 
 
+def test_ensemble_script_rebuilds_the_shipped_file(tmp_path):
+    """benchmarks/ensemble.py from the shipped members: its table, and a file
+    equal tensor for tensor to the shipped one (the weights are seeded)."""
+    import ensemble  # benchmarks/ensemble.py
+
+    record = ensemble.main(
+        ["--episodes=5", f"--output-dir={tmp_path}", f"--save-weights={tmp_path}"]
+    )
+    assert set(record["members"]) == set(ensemble.MEMBERS)
+    assert "omniglot-conv4-ensemble" in (tmp_path / "omniglot-ensemble.md").read_text()
+    shipped = load_pretrained("omniglot-conv4-ensemble").estimator.module_
+    rebuilt = load_encoder(tmp_path / "omniglot-conv4-ensemble.safetensors")
+    for name, tensor in rebuilt.estimator.module_.state_dict().items():
+        assert torch.equal(tensor, shipped.state_dict()[name]), name
+
+
 def test_save_and_load_encoder_round_trip(short_run, omniglot, tmp_path):
     path = tmp_path / "encoder.safetensors"
     save_encoder(short_run, path, metadata={"note": "test"})
