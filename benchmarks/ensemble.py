@@ -40,7 +40,6 @@ import numpy as np
 from _common import environment, markdown_table, write_results
 from omniglot import PAPER, evaluate_omniglot
 
-from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet.datasets import load_omniglot
 from sklearn_protonet.datasets._omniglot import INPUT_CONTRACT
 from sklearn_protonet.modules import Conv4
@@ -60,7 +59,7 @@ def member_weights(members: list, X: np.ndarray, random_state: int) -> list[floa
     rows = X[rng.choice(len(X), size=min(N_SCALE_IMAGES, len(X)), replace=False)]
     weights = []
     for member in members:
-        embedded = PrototypicalClassifier(member).fit(rows[:2], [0, 1]).transform(rows)
+        embedded = member.transform(rows)
         weights.append(float(1 / np.sqrt(np.mean(np.sum(embedded**2, axis=1)))))
     return weights
 

@@ -80,6 +80,9 @@ class Conv4(nn.Module):
     torch.Size([2, 64])
     """
 
+    #: Also the value of modules pickled before ``groups`` existed.
+    groups: int = 1
+
     def __init__(
         self,
         input_shape: Sequence[int] = (1, 28, 28),
@@ -190,9 +193,7 @@ class Conv4(nn.Module):
         first = members[0]
         layout = (first.input_shape, first.hidden_channels, first.n_blocks, 1)
         for m in members:
-            # Modules pickled before ``groups`` existed lack the attribute.
-            groups = getattr(m, "groups", 1)
-            if (m.input_shape, m.hidden_channels, m.n_blocks, groups) != layout:
+            if (m.input_shape, m.hidden_channels, m.n_blocks, m.groups) != layout:
                 raise ValueError(
                     "members must be ungrouped Conv4 with the same input_shape, "
                     "hidden_channels and n_blocks."
@@ -212,9 +213,10 @@ class Conv4(nn.Module):
             groups=len(members),
         )
         last = len(joined.encoder) - 1
+        states = [m.state_dict() for m in members]
         with torch.no_grad():
             for name, tensor in joined.state_dict().items():
-                parts = [m.state_dict()[name] for m in members]
+                parts = [state[name] for state in states]
                 if name.startswith(f"encoder.{last}.1.") and name.endswith(
                     ("weight", "bias")
                 ):

@@ -95,11 +95,8 @@ def _describe_module(module: nn.Module) -> dict:
             "n_blocks": module.n_blocks,
             "channels_last": module.channels_last,
         }
-        # Files of ungrouped ones stay as they were; modules pickled before
-        # ``groups`` existed lack the attribute.
-        groups = getattr(module, "groups", 1)
-        if groups != 1:
-            config["groups"] = groups
+        if module.groups != 1:  # files of ungrouped ones stay as they were
+            config["groups"] = module.groups
         return {"class": name, "builder": "Conv4", "config": config}
     if type(module) is MLP:
         first = next(m for m in module.layers if isinstance(m, nn.Linear))

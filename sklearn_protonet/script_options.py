@@ -42,7 +42,6 @@ def add_script_options(parser: argparse.ArgumentParser) -> None:
 
 def apply_script_options(args: argparse.Namespace) -> None:
     """Apply the options of :func:`add_script_options` to this process."""
-
     from ._threads import fix_thread_count
 
     if args.threads:

@@ -121,3 +121,11 @@ def test_grouped_encoder_adapts_and_classifies():
         joined(torch.from_numpy(X)),
         torch.cat([m(torch.from_numpy(X)) for m in members], 1),
     )
+
+
+def test_modules_pickled_before_groups_existed_save_and_join(tmp_path):
+    old = _trained_like(0, input_shape=(1, 16, 16))
+    del old.__dict__["groups"]  # as unpickled from a file of an earlier version
+    save_encoder(old, tmp_path / "old.safetensors")
+    assert load_encoder(tmp_path / "old.safetensors").estimator.module_.groups == 1
+    assert Conv4.side_by_side([old, old]).groups == 2
