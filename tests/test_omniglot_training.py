@@ -113,9 +113,10 @@ def test_ensemble_is_the_shipped_members_side_by_side(omniglot):
     assert 100 * (mean + half) >= documented["accuracy"], (mean, half, documented)
 
 
-def test_ensemble_script_rebuilds_the_shipped_file(tmp_path):
+def test_ensemble_script_rebuilds_the_shipped_file(omniglot, tmp_path):
     """benchmarks/ensemble.py from the shipped members: its table, and a file
-    equal tensor for tensor to the shipped one (the weights are seeded)."""
+    equal tensor for tensor to the shipped one (the weights are seeded). The
+    script reads Omniglot from the data home the fixture checked."""
     import ensemble  # benchmarks/ensemble.py
 
     record = ensemble.main(
