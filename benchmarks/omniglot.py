@@ -99,6 +99,10 @@ class ModelRecipe:
     #: With ``augment``, also the conditions of photographed images: blur,
     #: grey and unevenly lit paper, faint ink, sensor noise.
     conditions: bool = False
+    #: Train small: the Conv4 sees the 28x28 inputs resized to (height,
+    #: width) by a ``Resized`` layer before it; at 20x20 an episode trains
+    #: nearly twice as fast (benchmarks/time_to_accuracy.py; not saved).
+    resize_to: tuple[int, int] | None = None
 
     @property
     def label(self) -> str:
@@ -309,15 +313,35 @@ def with_time_budget(profile: TrainingProfile, minutes: float) -> TrainingProfil
 
 def recipe_module(recipe: ModelRecipe, random_state: int):
     """What ``recipe`` meta-trains: the Conv4 class (the trainer builds and
-    seeds it), or, with augmentation, the layers then a Conv4 whose initial
-    weights are drawn here from ``random_state`` (save_weights keeps the
-    Conv4 only)."""
-    if not recipe.augment:
+    seeds it), or a Conv4 whose initial weights are drawn here from
+    ``random_state``, after the augmentation layers if any (save_weights
+    keeps the Conv4 only)."""
+    if not recipe.augment and recipe.resize_to is None:
         return Conv4
     with torch.random.fork_rng():
         torch.manual_seed(random_state)
-        augmentation = robust_augmentation(conditions=recipe.conditions)
-        return nn.Sequential(augmentation, Conv4())
+        layers = []
+        if recipe.augment:
+            layers.append(robust_augmentation(conditions=recipe.conditions))
+        if recipe.resize_to is None:
+            return nn.Sequential(*layers, Conv4())
+        small = (1, *recipe.resize_to)
+        return nn.Sequential(*layers, Resized(recipe.resize_to), Conv4(small))
+
+
+class Resized(nn.Module):
+    """28x28 images (rows or ``(n, 1, 28, 28)``) resized to ``size``,
+    antialiased bilinear: a recipe's ``resize_to``."""
+
+    def __init__(self, size: tuple[int, int]):
+        super().__init__()
+        self.size = tuple(size)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        images = X.reshape(len(X), *INPUT_CONTRACT.shape)
+        return nn.functional.interpolate(
+            images, size=self.size, mode="bilinear", antialias=True
+        )
 
 
 def train_omniglot(
@@ -467,6 +491,8 @@ def save_weights(encoders, results, profile, trained, folder) -> None:
     """Each encoder as ``<folder>/<profile.weights_name>.safetensors``
     (``omniglot-conv4-<shot>shot``, ``omniglot-conv4-robust``: the names
     ``load_pretrained`` knows), with the accuracy of its cells."""
+    if any(recipe.resize_to is not None for recipe in profile.models):
+        raise ValueError("encoders of recipes with resize_to are not saved")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     served = cells_served(encoders)

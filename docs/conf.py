@@ -552,6 +552,14 @@ _write_if_changed(
     _benchmark_tables("time_to_accuracy", "python benchmarks/time_to_accuracy.py"),
 )
 _write_if_changed(
+    GENERATED / "time_to_accuracy_10min.rst",
+    _benchmark_tables(
+        "time_to_accuracy_10min",
+        "python benchmarks/time_to_accuracy.py --minutes 10 --recipes new-10min "
+        "20x20-10min --results-name time_to_accuracy_10min",
+    ),
+)
+_write_if_changed(
     GENERATED / "speed.rst", _benchmark_tables("speed", "python benchmarks/speed.py")
 )
 _write_if_changed(

@@ -243,10 +243,17 @@ def test_robust_profile_saves_the_encoder_without_its_augmentation(
     assert record["profile"]["models"][0]["augment"] is True
 
 
-def test_augmented_recipes_start_from_their_seed():
-    """The robust and symbols profiles build their module before the trainer:
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        omniglot.PROFILES["symbols"].models[0],
+        replace(omniglot.FAST_RECIPE, resize_to=(20, 20)),
+        replace(omniglot.FAST_RECIPE, augment=True, resize_to=(20, 20)),
+    ],
+)
+def test_recipes_built_before_the_trainer_start_from_their_seed(recipe):
+    """Augmented and resizing recipes build their module before the trainer:
     its initial weights come from the seed, not torch's global generator."""
-    recipe = omniglot.PROFILES["symbols"].models[0]
     torch.manual_seed(1)
     first = omniglot.recipe_module(recipe, random_state=0)
     torch.manual_seed(2)
@@ -255,4 +262,9 @@ def test_augmented_recipes_start_from_their_seed():
     weights = [list(m.state_dict().values()) for m in (first, again, other)]
     assert all(map(torch.equal, weights[0], weights[1]))
     assert not all(map(torch.equal, weights[0], weights[2]))
+    # Training small: a Resized layer, then a Conv4 of that size.
+    size = recipe.resize_to or (28, 28)
+    assert first[-1].input_shape == (1, *size)
+    assert first(torch.rand(3, 784)).shape == (3, 64)
+    assert isinstance(first[-2], omniglot.Resized) == (recipe.resize_to is not None)
     assert omniglot.recipe_module(omniglot.FAST_RECIPE, 0) is omniglot.Conv4
