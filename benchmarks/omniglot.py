@@ -492,7 +492,11 @@ def save_weights(encoders, results, profile, trained, folder) -> None:
     (``omniglot-conv4-<shot>shot``, ``omniglot-conv4-robust``: the names
     ``load_pretrained`` knows), with the accuracy of its cells."""
     if any(recipe.resize_to is not None for recipe in profile.models):
-        raise ValueError("encoders of recipes with resize_to are not saved")
+        raise ValueError(
+            "save_weights: a recipe with resize_to trains a Conv4 of the resized "
+            "size behind a Resized layer, which an encoder file does not hold; "
+            "train without resize_to to save the encoder."
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     served = cells_served(encoders)

@@ -235,10 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(
         ["recipe", "minutes in all", "episodes", "val 20w1s (%)", *PAPER], rows
     )
-    options = ""
-    if args.recipes != ["old", "new"]:
+    options = ""  # the command line's options other than their defaults
+    if args.recipes != parser.get_default("recipes"):
         options += " --recipes " + " ".join(args.recipes)
-    if args.results_name != "time_to_accuracy":
+    if args.results_name != parser.get_default("results_name"):
         options += f" --results-name {args.results_name}"
     markdown = (
         f"{caption(env)}. Produced by `python benchmarks/time_to_accuracy.py "

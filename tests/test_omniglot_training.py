@@ -268,3 +268,13 @@ def test_recipes_built_before_the_trainer_start_from_their_seed(recipe):
     assert first(torch.rand(3, 784)).shape == (3, 64)
     assert isinstance(first[-2], omniglot.Resized) == (recipe.resize_to is not None)
     assert omniglot.recipe_module(omniglot.FAST_RECIPE, 0) is omniglot.Conv4
+
+
+def test_recipes_that_train_small_are_not_saved(tmp_path):
+    """Their Conv4 alone expects the resized images: a file of it would
+    carry Omniglot's 28x28 input contract, so save_weights refuses."""
+    recipe = replace(omniglot.FAST_RECIPE, resize_to=(20, 20))
+    profile = omniglot.TrainingProfile("small", models=(recipe,))
+    with pytest.raises(ValueError, match="train without resize_to"):
+        omniglot.save_weights({1: None}, {}, profile, {}, tmp_path)
+    assert not any(tmp_path.iterdir())
