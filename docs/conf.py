@@ -390,7 +390,8 @@ def _omniglot_results(profile: str = "cpu") -> str:
             lines.append(
                 f"- {shot} encoder (scores the {', '.join(run.get('cells', []))} "
                 f"cells): {model['n_episodes']:,} episodes of {model['n_way']}-way "
-                f"{shot} planned, {_schedule_words(model)}, time limit "
+                f"{shot} planned, {model.get('episode_loss', 'prototypical')} "
+                f"loss, {_schedule_words(model)}, time limit "
                 f"{model['max_minutes']} min, "
                 f"mixed precision {_precision_words(model['autocast_dtype'])}; "
                 f"trained {run.get('episodes_trained', 0):,} episodes in "
@@ -449,6 +450,7 @@ def _profiles_table() -> str:
         ("n_episodes", "training episodes"),
         ("n_way", "classes per episode"),
         ("n_query", "queries / class"),
+        ("episode_loss", "episode loss"),
         ("lr", "learning rate"),
         ("schedule", "lr schedule"),
         ("halve_every", "lr halved every (step)"),
@@ -558,6 +560,17 @@ _write_if_changed(
         "python benchmarks/time_to_accuracy.py --minutes 10 --recipes new-10min "
         "20x20-10min --results-name time_to_accuracy_10min",
     ),
+)
+_write_if_changed(
+    GENERATED / "time_to_accuracy_nca.rst",
+    _benchmark_tables(
+        "time_to_accuracy_nca",
+        "python benchmarks/time_to_accuracy.py --minutes 10 --recipes new-10min "
+        "nca-10min --results-name time_to_accuracy_nca",
+    ),
+)
+_write_if_changed(
+    GENERATED / "omniglot_ten_minutes_results.rst", _omniglot_results("ten-minutes")
 )
 _write_if_changed(
     GENERATED / "speed.rst", _benchmark_tables("speed", "python benchmarks/speed.py")

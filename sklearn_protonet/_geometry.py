@@ -102,6 +102,9 @@ class Metric:
     int8_bound: ClassVar[bool] = True
     #: Usable as the meta-training loss's distance.
     trainable: ClassVar[bool] = True
+    #: Compares two embeddings without class statistics: usable in the
+    #: all-pairs (``episode_loss="nca"``) meta-training loss.
+    pair_trainable: ClassVar[bool] = True
     #: Usable in support-set fine-tuning's pseudo-episodes.
     adaptable: ClassVar[bool] = True
     #: Depends on directions only (scale-free); compares unit vectors.
@@ -203,6 +206,37 @@ class Metric:
         )
         return -self.pairwise(embeddings[n_support_rows:], prototypes), query_codes
 
+    def between_rows(self, points: torch.Tensor) -> torch.Tensor:
+        """Distances between every two rows of ``points``, (n, n), with
+        finite gradients (the diagonal's included)."""
+        return self.pairwise(points, points)
+
+    def neighbour_logits(
+        self, embeddings: torch.Tensor, target: dict
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of every row of an episode over its classes, from the
+        other rows: ``logits[i, c] = log sum_j exp(-d(x_i, x_j))`` over the
+        rows ``j != i`` of class ``c``, so their softmax is the neighbourhood
+        component analysis probability that ``x_i``'s neighbour is of class
+        ``c`` (Goldberger et al., 2004). Every pair of rows contributes,
+        where the prototypical loss compares queries with support means."""
+        codes = torch.cat([target["support"], target["query"]])
+        logits = -self.between_rows(self.points(embeddings))
+        logits = logits.masked_fill(
+            torch.eye(len(codes), dtype=torch.bool, device=logits.device), -math.inf
+        )
+        # A log-sum-exp per class, each shifted by its largest logit (a
+        # constant: the result does not depend on it) so that no class's sum
+        # underflows to 0, whose log would give NaN gradients.
+        columns = codes.expand(len(codes), -1)
+        n_classes = int(codes.max()) + 1
+        largest = logits.new_full((len(codes), n_classes), -math.inf)
+        largest = largest.scatter_reduce(1, columns, logits, "amax").detach()
+        largest = torch.where(largest.isfinite(), largest, 0.0)
+        sums = logits.new_zeros(len(codes), n_classes)
+        sums.scatter_add_(1, columns, (logits - largest.gather(1, columns)).exp())
+        return sums.log() + largest, codes
+
 
 class SquaredEuclidean(Metric):
     """``|q - p|^2``, the paper's choice (a Bregman divergence, which makes
@@ -229,6 +263,10 @@ class Euclidean(SquaredEuclidean):
 
     def pairwise(self, queries, prototypes, precisions=None):
         return _squared(queries, prototypes).sqrt_()
+
+    def between_rows(self, points):
+        # sqrt's gradient at 0 (the diagonal, duplicate rows) is infinite.
+        return _squared(points, points).clamp_min_(1e-30).sqrt_()
 
     def rowwise(self, points, prototypes, precisions=None):
         return super().rowwise(points, prototypes).sqrt()
@@ -272,6 +310,7 @@ class _VarianceAware(Metric):
     refinable = False
     int8_bound = False
     adaptable = False
+    pair_trainable = False  # distances need a class's precision
 
     def pairwise(self, queries, prototypes, precisions=None):
         return mahalanobis_distances(self.points(queries), prototypes, precisions)

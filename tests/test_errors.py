@@ -315,6 +315,23 @@ ERROR_CASES: list[ErrorCase] = [
         "``'gaussian'`` (with a ``GaussianEncoder``).",
     ),
     ErrorCase(
+        "trainer-unknown-episode-loss",
+        "``EpisodicTrainer(episode_loss='triplet')``",
+        lambda: tiny_trainer(episode_loss="triplet").fit(X40, Y40),
+        InvalidParameterError,
+        r"The 'episode_loss' parameter of EpisodicTrainer must be a str among",
+        "Use ``'prototypical'`` (the paper's) or ``'nca'``.",
+    ),
+    ErrorCase(
+        "trainer-nca-gaussian",
+        "``EpisodicTrainer(episode_loss='nca', metric='gaussian')``",
+        lambda: tiny_trainer(episode_loss="nca", metric="gaussian").fit(X40, Y40),
+        ValueError,
+        r"episode_loss='nca' compares rows with rows, which metric='gaussian' "
+        r"cannot serve; use the default episode_loss, or metric in",
+        "Train a ``GaussianEncoder`` with the default ``episode_loss``.",
+    ),
+    ErrorCase(
         "trainer-set-params-checked",
         "``trainer.set_params(n_query=0)``, then ``fit``",
         lambda: tiny_trainer().set_params(n_query=0).fit(X40, Y40),

@@ -50,6 +50,57 @@ def test_rowwise_is_the_diagonal_of_pairwise(name):
 
 
 @pytest.mark.parametrize("name", ["sqeuclidean", "euclidean", "cosine"])
+def test_neighbour_logits_are_the_nca_probabilities(name):
+    """softmax(logits[i]) is, for each class, the share of exp(-d) that row i
+    gives the other rows of that class, written out pair by pair."""
+    metric = get_metric(name)
+    # Episode order: support rows class by class, then query rows (here one
+    # class has a query fewer).
+    target = {
+        "support": torch.tensor([0, 1, 2]),
+        "query": torch.tensor([0, 0, 1, 2, 2]),
+    }
+    embeddings = torch.as_tensor(RNG.normal(size=(8, 4)))
+    logits, codes = metric.neighbour_logits(embeddings, target)
+    assert codes.tolist() == [0, 1, 2, 0, 0, 1, 2, 2]
+    expected = torch.zeros(8, 3, dtype=embeddings.dtype)
+    for i in range(8):
+        weights = [
+            torch.exp(-metric.pairwise(embeddings[i : i + 1], embeddings[j : j + 1]))
+            for j in range(8)
+        ]
+        total = sum(w for j, w in enumerate(weights) if j != i)
+        for j in range(8):
+            if j != i:
+                expected[i, codes[j]] += (weights[j] / total).squeeze()
+    torch.testing.assert_close(logits.softmax(1), expected)
+
+
+@pytest.mark.parametrize("name", ["sqeuclidean", "euclidean", "cosine"])
+def test_neighbour_logits_keep_finite_gradients_when_classes_are_far(name):
+    """A class so far from a row that its exponentials underflow must not
+    give NaN gradients (the log of an underflowed sum would)."""
+    metric = get_metric(name)
+    target = {"support": torch.tensor([0, 1]), "query": torch.tensor([0, 1])}
+    embeddings = torch.tensor(
+        [[0.0, 0.0], [1e3, 0.0], [0.1, 0.0], [1e3, 1.0]], requires_grad=True
+    )
+    logits, codes = metric.neighbour_logits(embeddings, target)
+    loss = torch.nn.functional.cross_entropy(logits, codes)
+    loss.backward()
+    assert torch.isfinite(logits).all() and torch.isfinite(loss)
+    assert torch.isfinite(embeddings.grad).all()
+
+
+def test_variance_aware_metrics_cannot_train_on_pairs():
+    assert set(metric_names(pair_trainable=True)) == {
+        "sqeuclidean",
+        "euclidean",
+        "cosine",
+    }
+
+
+@pytest.mark.parametrize("name", ["sqeuclidean", "euclidean", "cosine"])
 def test_products_give_the_dense_distances(name):
     """The sparse path's formula equals the dense one."""
     metric = get_metric(name)

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
-from sklearn_protonet import PrototypicalClassifier
+from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier
 from sklearn_protonet.contracts import get_input_contract
 from sklearn_protonet.datasets._omniglot import INPUT_CONTRACT
 from sklearn_protonet.model_selection import EpisodicSplit, mean_confidence_interval
@@ -241,6 +241,33 @@ def test_robust_profile_saves_the_encoder_without_its_augmentation(
     assert encoder.estimator.pretrained_info_["episodes_trained"] == 10
     record = json.loads((tmp_path / "omniglot-robust.json").read_text())
     assert record["profile"]["models"][0]["augment"] is True
+
+
+def test_ten_minutes_profile_trains_with_the_all_pairs_loss(
+    monkeypatch, omniglot, tmp_path
+):
+    """The ten-minutes profile's recipe reaches the trainer with its loss
+    and episodes (90-way, two images a class) and is recorded with them."""
+    built = []
+
+    def recording(*args, **kwargs):
+        trainer = EpisodicTrainer(*args, **kwargs)
+        built.append(trainer)
+        return trainer
+
+    # (The fixture named omniglot hides the module: patch it by name.)
+    monkeypatch.setattr("omniglot.EpisodicTrainer", recording)
+    recipe = replace(
+        PROFILES["ten-minutes"].models[0], n_episodes=10, warmup_episodes=2
+    )
+    profile = replace(PROFILES["ten-minutes"], models=(recipe,), n_test_episodes=20)
+    _run_experiment(monkeypatch, profile, omniglot, tmp_path, tmp_path)
+    (trainer,) = built
+    assert trainer.episode_loss == "nca"
+    assert (trainer.n_way, trainer.n_shot, trainer.n_query) == (90, 1, 1)
+    assert trainer.history[-1, "batches"][-1]["train_batch_size"] == 180
+    record = json.loads((tmp_path / "omniglot-ten-minutes.json").read_text())
+    assert record["profile"]["models"][0]["episode_loss"] == "nca"
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,39 @@ def test_meta_training_learns_an_embedding_where_classes_cluster(digits):
     assert after > before + 0.1, (before, after, half)
 
 
+def test_nca_loss_learns_and_keeps_the_episodes(digits):
+    """episode_loss="nca" trains on the same episodes (same sizes in the
+    history) and learns an embedding where unseen samples cluster."""
+    X, y = digits["X_base"], digits["y_base"]
+    train = np.arange(len(y)) % 2 == 0
+    cv = EpisodicSplit(5, 1, 10, n_episodes=100, random_state=0)
+    params = dict(n_way=10, n_shot=1, n_query=2, episodes_per_epoch=50)
+    untrained = tiny_trainer(**params, max_epochs=0).fit(X[train], y[train])
+    nca = tiny_trainer(**params, max_epochs=4, episode_loss="nca")
+    nca.fit(X[train], y[train])
+    sizes = {b["train_batch_size"] for b in nca.history[-1, "batches"]}
+    assert sizes == {10 * 3}
+    before, _ = episodic_score(
+        PrototypicalClassifier(untrained), X[~train], y[~train], cv
+    )
+    after, half = episodic_score(PrototypicalClassifier(nca), X[~train], y[~train], cv)
+    assert after > before + 0.1, (before, after, half)
+    # Another loss, another run from the same seed.
+    prototypical = tiny_trainer(**params, max_epochs=1).fit(X[train], y[train])
+    assert prototypical.history[0, "train_loss"] != nca.history[0, "train_loss"]
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_nca_loss_trains_with_every_pair_metric(digits, metric):
+    # Each row's distance to itself (0) is in the matrix the loss reads: its
+    # gradient must stay finite (sqrt's at 0 is not).
+    trainer = tiny_trainer(
+        n_way=5, n_shot=1, n_query=1, max_epochs=1, episode_loss="nca", metric=metric
+    )
+    trainer.fit(digits["X_base"], digits["y_base"])
+    assert np.isfinite(trainer.history[:, "train_loss"]).all()
+
+
 def test_same_random_state_same_run(digits):
     X, y = digits["X_base"], digits["y_base"]
     first = tiny_trainer(random_state=3, train_split=ClassSplit(0.3, random_state=0))

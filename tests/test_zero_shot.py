@@ -230,6 +230,8 @@ def test_trainer_bad_input(digits):
         _trainer().fit(X, y, metadata=nan)
     with pytest.raises(TypeError, match="wrap the encoders in ZeroShotEncoders"):
         ZeroShotTrainer(MLP(64), verbose=0).fit(X, y, metadata=table)
+    with pytest.raises(ValueError, match="episode_loss must be 'prototypical'"):
+        _trainer(episode_loss="nca").fit(X, y, metadata=table)
 
 
 def test_no_partial_fit_and_no_rejection():

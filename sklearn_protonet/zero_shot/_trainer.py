@@ -101,6 +101,12 @@ class ZeroShotTrainer(EpisodicTrainer):
                 f"ZeroShotTrainer's metric must be one of {allowed}, got "
                 f"{self.metric!r}."
             )
+        if self.episode_loss != "prototypical":
+            raise ValueError(
+                "ZeroShotTrainer's episode_loss must be 'prototypical': its "
+                "queries are compared with prototypes embedded from metadata, "
+                f"not with other samples; got {self.episode_loss!r}."
+            )
         super().initialize()
         if not hasattr(self.module_, "embed_metadata"):
             raise TypeError(
