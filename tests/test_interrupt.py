@@ -27,6 +27,16 @@ X = RNG.randn(40, 6).astype(np.float32)
 Y = np.repeat(["a", "b", "c", "d"], 10)
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Python's own Ctrl-C handler, also where the tests were started with
+    SIGINT ignored (a background job of a non-interactive shell), in which
+    case Python installs none and a real SIGINT would do nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 class CtrlC(Callback):
     """Interrupts at the end of epoch ``at``: a raised KeyboardInterrupt or a
     real SIGINT delivered to the process (as Ctrl-C does)."""
