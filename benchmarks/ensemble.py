@@ -38,30 +38,15 @@ from pathlib import Path
 
 import numpy as np
 from _common import environment, markdown_table, write_results
-from omniglot import PAPER, evaluate_omniglot
+from omniglot import N_SCALE_IMAGES, PAPER, evaluate_omniglot, join_side_by_side
 
 from sklearn_protonet.datasets import load_omniglot
-from sklearn_protonet.datasets._omniglot import INPUT_CONTRACT
-from sklearn_protonet.modules import Conv4
 from sklearn_protonet.persistence import load_encoder, save_encoder
 from sklearn_protonet.pretrained import load_pretrained
 from sklearn_protonet.script_options import add_script_options, apply_script_options
 
 MEMBERS = ("omniglot-conv4-1shot", "omniglot-conv4-robust", "omniglot-conv4-symbols")
 NAME = "omniglot-conv4-ensemble"
-N_SCALE_IMAGES = 5000
-
-
-def member_weights(members: list, X: np.ndarray, random_state: int) -> list[float]:
-    """One factor per member: the inverse of the root-mean-square norm of its
-    embeddings of ``N_SCALE_IMAGES`` seeded rows of ``X``."""
-    rng = np.random.default_rng(random_state)
-    rows = X[rng.choice(len(X), size=min(N_SCALE_IMAGES, len(X)), replace=False)]
-    weights = []
-    for member in members:
-        embedded = member.transform(rows)
-        weights.append(float(1 / np.sqrt(np.mean(np.sum(embedded**2, axis=1)))))
-    return weights
 
 
 def joined_encoder(folder: Path | None, X_train: np.ndarray, random_state: int):
@@ -73,11 +58,8 @@ def joined_encoder(folder: Path | None, X_train: np.ndarray, random_state: int):
         else load_encoder(Path(folder) / f"{name}.safetensors")
         for name in MEMBERS
     }
-    members = list(files.values())
-    weights = member_weights(members, X_train, random_state)
-    modules = [m.estimator.module_ for m in members]
-    joined = Conv4.side_by_side(modules, weights).eval().requires_grad_(False)
-    joined.input_contract = INPUT_CONTRACT
+    modules = [member.estimator.module_ for member in files.values()]
+    joined, weights = join_side_by_side(modules, X_train, random_state)
     return files, weights, joined
 
 

@@ -7,15 +7,18 @@
     python benchmarks/omniglot.py --profile smoke    # minutes: learning happens
     python benchmarks/omniglot.py --profile robust   # an encoder for other domains
     python benchmarks/omniglot.py --profile symbols  # and for images as they come
+    python benchmarks/omniglot.py --profile one-encoder  # every domain, <= 30 min
 
 Meta-trains Conv4 on the Vinyals ``trainval`` classes with 60-way episodes
 (30-way for fast, 90-way with the all-pairs loss for ten-minutes), then
 evaluates 1,000 test episodes for 5-way and 20-way, 1-shot and 5-shot.
 Writes benchmarks/results/omniglot-<profile>.json and .md; with
 --save-weights DIR, also the trained encoders as
-DIR/omniglot-conv4-<shot>shot.safetensors, or DIR/omniglot-conv4-robust.safetensors
-for the robust profile (the shipped ones were made with --save-weights
-sklearn_protonet/pretrained).
+DIR/omniglot-conv4-<shot>shot.safetensors, or under the profile's name
+(DIR/omniglot-conv4-robust.safetensors for the robust profile; the
+one-encoder profile's members joined side by side as
+DIR/omniglot-conv4-one-encoder.safetensors). The shipped ones were made with
+--save-weights sklearn_protonet/pretrained.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ OROBIX = {
     "20-way 5-shot": 98.6,
 }
 CELLS = [(5, 1), (5, 5), (20, 1), (20, 5)]
+#: Images that set the factor of each member of a joined encoder.
+N_SCALE_IMAGES = 5000
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,12 @@ class ModelRecipe:
 
     @property
     def label(self) -> str:
-        return f"{self.n_shot}-shot"
+        """The training shot, and the augmentation if any: ``"1-shot"``,
+        ``"1-shot augmented"``, ``"1-shot augmented + conditions"``."""
+        label = f"{self.n_shot}-shot"
+        if self.augment:
+            label += " augmented" + (" + conditions" if self.conditions else "")
+        return label
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,10 @@ class TrainingProfile:
     n_jobs: int = 1
     #: ``--save-weights`` file name (``{shot}`` is the training shot).
     weights_name: str = "omniglot-conv4-{shot}shot"
+    #: Join the encoders side by side into one (``join_side_by_side``),
+    #: which scores every cell and is saved as one file: members trained on
+    #: different images, one encoder.
+    joined: bool = False
 
 
 #: The fast profile's encoder (the robust profile's with augmentation).
@@ -156,6 +170,15 @@ TEN_MINUTE_RECIPE = replace(
     episode_loss="nca",
     n_episodes=5500,
     max_minutes=10,
+)
+
+#: The one-encoder profile's members, 28.5 minutes in all on 2 cores: the
+#: ten-minute recipe on Omniglot's clean strokes, and on degraded characters
+#: (``robust_augmentation``) for twice as long, each cosine schedule sized
+#: to the episodes its images allow in its time.
+ONE_ENCODER_MEMBERS = (
+    replace(TEN_MINUTE_RECIPE, n_episodes=5100, max_minutes=9.5),
+    replace(TEN_MINUTE_RECIPE, n_episodes=9200, max_minutes=19, augment=True),
 )
 
 PROFILES = {
@@ -230,6 +253,15 @@ PROFILES = {
         ),
         weights_name="omniglot-conv4-symbols",
     ),
+    # One encoder for every symbol domain in at most 30 minutes on 2 cores:
+    # members trained on clean and on degraded characters, joined side by
+    # side (benchmarks/cross_domain.py scores it on digits, printed symbols).
+    "one-encoder": TrainingProfile(
+        "one-encoder",
+        models=ONE_ENCODER_MEMBERS,
+        weights_name="omniglot-conv4-one-encoder",
+        joined=True,
+    ),
     # A couple of minutes: proves that learning happens (tests, smoke runs).
     # One 5-shot encoder serves every cell.
     "smoke": TrainingProfile(
@@ -271,6 +303,7 @@ def encoder_for_shot(encoders: dict[int, object], n_shot: int):
 def cells_served(shots) -> dict[int, list[str]]:
     """Training shot -> the Table 1 cells its encoder scores."""
     by_shot = {shot: shot for shot in shots}
+    shots = list(by_shot)
     return {
         shot: [
             f"{n_way}-way {n_shot}-shot"
@@ -432,21 +465,29 @@ def train_profile(
     device: str = "cpu",
     progress: bool = True,
     keep_freed_memory: bool = False,
-) -> tuple[dict[int, EpisodicTrainer], dict[int, float]]:
+) -> tuple[list[EpisodicTrainer], list[float]]:
     """Meta-train every encoder of ``profile``, ``profile.n_jobs`` at a time.
 
     With ``keep_freed_memory=True`` each training process calls
     :func:`sklearn_protonet.runtime.keep_freed_memory` first.
 
     Returns the fitted trainers and their wall-clock training seconds, both
-    as dicts keyed by training shot.
+    in the order of ``profile.models``.
     """
-    kwargs = dict(random_state=random_state, device=device)
+    # Members of a joined encoder start from different weights and see
+    # different episodes: copies of one run would add little to each other.
+    seeds = [
+        random_state + i if profile.joined else random_state
+        for i in range(len(profile.models))
+    ]
+    kwargs = dict(device=device)
     keep = keep_freed_memory
     if profile.n_jobs == 1:
         runs = [
-            _timed_training(X, y, recipe, None, keep, progress=progress, **kwargs)
-            for recipe in profile.models
+            _timed_training(
+                X, y, recipe, None, keep, progress=progress, random_state=seed, **kwargs
+            )
+            for recipe, seed in zip(profile.models, seeds, strict=True)
         ]
     else:
         threads = max(1, torch.get_num_threads() // profile.n_jobs)
@@ -459,14 +500,38 @@ def train_profile(
                 keep,
                 progress=False,
                 log_prefix=recipe.label,
+                random_state=seed,
                 **kwargs,
             )
-            for recipe in profile.models
+            for recipe, seed in zip(profile.models, seeds, strict=True)
         )
-    encoders, seconds = {}, {}
-    for recipe, (trainer, elapsed) in zip(profile.models, runs, strict=True):
-        encoders[recipe.n_shot], seconds[recipe.n_shot] = trainer, elapsed
-    return encoders, seconds
+    return [trainer for trainer, _ in runs], [elapsed for _, elapsed in runs]
+
+
+def trained_conv4(trainer: EpisodicTrainer) -> Conv4:
+    """The Conv4 a trainer meta-trained, without the augmentation layers in
+    front of it (they only act in training)."""
+    module = trainer.module_
+    return module[-1] if isinstance(module, nn.Sequential) else module
+
+
+def join_side_by_side(
+    members: list[Conv4], X: np.ndarray, random_state: int
+) -> tuple[Conv4, list[float]]:
+    """The members as one Conv4 (:meth:`Conv4.side_by_side`) with Omniglot's
+    input contract, and the factor of each: the inverse root-mean-square
+    norm of its embeddings of ``N_SCALE_IMAGES`` seeded rows of ``X``, so
+    that a squared distance is the sum of the members' squared distances,
+    each member weighing the same."""
+    rng = np.random.default_rng(random_state)
+    rows = X[rng.choice(len(X), size=min(N_SCALE_IMAGES, len(X)), replace=False)]
+    weights = []
+    for member in members:
+        embedded = PrototypicalClassifier(member).fit(rows[:2], [0, 1]).transform(rows)
+        weights.append(float(1 / np.sqrt(np.mean(np.sum(embedded**2, axis=1)))))
+    joined = Conv4.side_by_side(members, weights).eval().requires_grad_(False)
+    joined.input_contract = INPUT_CONTRACT
+    return joined, weights
 
 
 def evaluate_omniglot(
@@ -510,10 +575,19 @@ def results_table(results: dict[str, dict[str, float]], label: str) -> str:
     return markdown_table(header, rows)
 
 
-def save_weights(encoders, results, profile, trained, folder) -> None:
+def save_weights(
+    profile: TrainingProfile,
+    trainers: list[EpisodicTrainer],
+    results: dict,
+    trained: dict,
+    folder,
+    joined: dict | None = None,
+) -> None:
     """Each encoder as ``<folder>/<profile.weights_name>.safetensors``
     (``omniglot-conv4-<shot>shot``, ``omniglot-conv4-robust``: the names
-    ``load_pretrained`` knows), with the accuracy of its cells."""
+    ``load_pretrained`` knows), with the accuracy of its cells; a joined
+    profile's one encoder (``joined``: its ``module``, ``members`` and
+    ``member_weights``) as one file."""
     if any(recipe.resize_to is not None for recipe in profile.models):
         raise ValueError(
             "save_weights: a recipe with resize_to trains a Conv4 of the resized "
@@ -522,23 +596,34 @@ def save_weights(encoders, results, profile, trained, folder) -> None:
         )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    served = cells_served(encoders)
-    for shot, trainer in encoders.items():
-        # Augmentation layers (the robust profile) only act in training: the
-        # Conv4 behind them is saved alone (with the default metric, theirs).
-        module = trainer.module_
-        augmented = isinstance(module, nn.Sequential)
-        module = module[-1] if augmented else module
+    if joined is not None:
+        save_encoder(
+            joined["module"],
+            folder / f"{profile.weights_name}.safetensors",
+            metadata={
+                "results": results,
+                "profile": profile.name,
+                "members": joined["members"],
+                "member_weights": joined["member_weights"],
+                "episodes_trained": trained,
+            },
+        )
+        return
+    served = cells_served(recipe.n_shot for recipe in profile.models)
+    for recipe, trainer in zip(profile.models, trainers, strict=True):
+        shot, module = recipe.n_shot, trained_conv4(trainer)
         # The weights record the images they expect (size, range, polarity).
         module.input_contract = INPUT_CONTRACT
+        # Augmentation layers only act in training: the Conv4 behind them is
+        # saved alone (with the default metric, theirs).
         save_encoder(
-            module if augmented else trainer,
+            trainer if module is trainer.module_ else module,
             folder / f"{profile.weights_name.format(shot=shot)}.safetensors",
             metadata={
                 "results": {cell: results[cell] for cell in served[shot]},
                 "profile": profile.name,
                 "training_shot": shot,
-                "episodes_trained": trained[shot],
+                "episodes_trained": trained[recipe.label],
             },
         )
 
@@ -553,7 +638,7 @@ def run(args: argparse.Namespace) -> str:
     )
     X_test, y_test = load_omniglot("test", data_home=args.data_home, return_X_y=True)
     start = time.perf_counter()
-    encoders, seconds = train_profile(
+    trainers, seconds = train_profile(
         X_train,
         y_train,
         profile,
@@ -562,26 +647,40 @@ def run(args: argparse.Namespace) -> str:
         progress=args.progress,
         keep_freed_memory=not args.default_malloc,
     )
+    labels = [recipe.label for recipe in profile.models]
+    trained = {
+        label: trained_episodes(t.history)
+        for label, t in zip(labels, trainers, strict=True)
+    }
+    joined = None
+    if profile.joined:
+        module, weights = join_side_by_side(
+            [trained_conv4(t) for t in trainers], X_train, args.seed
+        )
+        joined = {"module": module, "members": labels, "member_weights": weights}
+        encoders, served = module, dict.fromkeys(labels, list(PAPER))
+    else:
+        encoders = {r.n_shot: t for r, t in zip(profile.models, trainers, strict=True)}
+        by_shot = cells_served(encoders)
+        served = {r.label: by_shot[r.n_shot] for r in profile.models}
     train_seconds = time.perf_counter() - start
-    trained = {shot: trained_episodes(t.history) for shot, t in encoders.items()}
     start = time.perf_counter()
     results = evaluate_omniglot(
         encoders, X_test, y_test, profile.n_test_episodes, args.seed
     )
     eval_seconds = time.perf_counter() - start
-    episodes = ", ".join(f"{n:,} {shot}-shot" for shot, n in trained.items())
+    episodes = ", ".join(f"{n:,} {label}" for label, n in trained.items())
     label = f"sklearn-protonet, `{profile.name}` profile (episodes: {episodes})"
     table = results_table(results, label)
-    served = cells_served(encoders)
     record = {
         "profile": asdict(profile),
         "models": {
-            f"{shot}-shot": {
-                "episodes_trained": trained[shot],
-                "train_seconds": round(seconds[shot], 1),
-                "cells": served[shot],
+            label: {
+                "episodes_trained": trained[label],
+                "train_seconds": round(elapsed, 1),
+                "cells": served[label],
             }
-            for shot in encoders
+            for label, elapsed in zip(labels, seconds, strict=True)
         },
         "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
@@ -594,9 +693,11 @@ def run(args: argparse.Namespace) -> str:
             keep_freed_memory=not args.default_malloc,
         ),
     }
+    if joined is not None:
+        record["member_weights"] = joined["member_weights"]
     write_results(f"omniglot-{profile.name}", record, table, args.output_dir)
     if args.save_weights is not None:
-        save_weights(encoders, results, profile, trained, args.save_weights)
+        save_weights(profile, trainers, results, trained, args.save_weights, joined)
     return (
         f"Trained {episodes} episodes in {train_seconds / 60:.1f} min; "
         f"evaluated in {eval_seconds:.0f} s.\n\n{table}"
@@ -615,7 +716,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="cpu",
         help="training budget: ten-minutes (10 min of training, 2 cores), "
         "fast (< 20 min, 2 cores), cpu (~45 min, 2 cores), "
-        "paper (GPU), smoke (minutes); robust: an encoder for other domains",
+        "paper (GPU), smoke (minutes); robust: an encoder for other domains, "
+        "symbols: and for photographs; one-encoder: members for every "
+        "domain joined into one encoder (<= 30 min, 2 cores)",
     )
     parser.add_argument("--data-home", default=None, help="Omniglot data home")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
@@ -637,7 +740,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="write each encoder to DIR/omniglot-conv4-<shot>shot.safetensors "
-        "(robust profile: DIR/omniglot-conv4-robust.safetensors)",
+        "(robust profile: DIR/omniglot-conv4-robust.safetensors; one-encoder: "
+        "DIR/omniglot-conv4-one-encoder.safetensors)",
     )
     add_script_options(parser)
     return parser

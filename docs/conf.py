@@ -372,6 +372,13 @@ def _schedule_words(model: dict) -> str:
     return f"learning rate {lr:g} halved every {model['halve_every']:,}"
 
 
+def _recipe_label(shot: str, model: dict) -> str:
+    """``ModelRecipe.label`` of a recorded recipe."""
+    if not model.get("augment"):
+        return shot
+    return f"{shot} augmented" + (" + conditions" if model.get("conditions") else "")
+
+
 def _omniglot_results(profile: str = "cpu") -> str:
     """A CPU reproduction's table and facts, or a note when not yet run."""
     text = _benchmark_tables(
@@ -383,12 +390,16 @@ def _omniglot_results(profile: str = "cpu") -> str:
         machine = facts.get("machine", {})
         versions = facts.get("versions", {})
         lines = []
-        for model in facts.get("profile", {}).get("models", []):
+        joined = facts["profile"].get("joined", False)
+        for model in facts["profile"]["models"]:
             # Results written before the n_support -> n_shot rename say n_support.
             shot = f"{model.get('n_shot', model.get('n_support'))}-shot"
-            run = facts.get("models", {}).get(shot, {})
+            label = _recipe_label(shot, model)
+            # Results written before labels named the augmentation say the shot.
+            run = facts["models"].get(label) or facts["models"].get(shot, {})
+            role = "member" if joined else "encoder"
             lines.append(
-                f"- {shot} encoder (scores the {', '.join(run.get('cells', []))} "
+                f"- {label} {role} (scores the {', '.join(run.get('cells', []))} "
                 f"cells): {model['n_episodes']:,} episodes of {model['n_way']}-way "
                 f"{shot} planned, {model.get('episode_loss', 'prototypical')} "
                 f"loss, {_schedule_words(model)}, time limit "
@@ -396,6 +407,13 @@ def _omniglot_results(profile: str = "cpu") -> str:
                 f"mixed precision {_precision_words(model['autocast_dtype'])}; "
                 f"trained {run.get('episodes_trained', 0):,} episodes in "
                 f"{run.get('train_seconds', 0) / 60:.1f} min"
+            )
+        if joined:
+            weights = ", ".join(f"{w:.4f}" for w in facts["member_weights"])
+            lines.append(
+                "- Joined side by side into one encoder "
+                "(``Conv4.side_by_side``), member factors "
+                f"{weights} (inverse RMS embedding norm on training images)"
             )
         lines += [
             f"- Wall clock: training {facts['train_seconds'] / 60:.1f} min "
@@ -413,7 +431,9 @@ def _omniglot_results(profile: str = "cpu") -> str:
             for cell, result in facts.get("results", {}).items()
             if cell in facts.get("paper", {})
         }
-        if gaps:
+        if gaps and max(gaps.values()) <= 0:
+            text += "\nEvery cell is at the paper's figure or above.\n"
+        elif gaps:
             cell = max(gaps, key=gaps.get)
             ours = facts["results"][cell]["accuracy"]
             text += (
@@ -571,6 +591,17 @@ _write_if_changed(
 )
 _write_if_changed(
     GENERATED / "omniglot_ten_minutes_results.rst", _omniglot_results("ten-minutes")
+)
+_write_if_changed(
+    GENERATED / "omniglot_one_encoder_results.rst", _omniglot_results("one-encoder")
+)
+_write_if_changed(
+    GENERATED / "held_out_domains.rst",
+    _benchmark_tables(
+        "held_out_domains",
+        "python benchmarks/held_out_domains.py --encoder "
+        "DIR/omniglot-conv4-one-encoder.safetensors",
+    ),
 )
 _write_if_changed(
     GENERATED / "speed.rst", _benchmark_tables("speed", "python benchmarks/speed.py")

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _common import digits_read_28  # benchmarks/, on the path by conftest.py
 from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from torch import nn
 
-from sklearn_protonet import PrototypicalClassifier
+from sklearn_protonet import PrototypicalClassifier, pretrained
 from sklearn_protonet.contracts import (
     InputContract,
     InputContractWarning,
@@ -407,3 +410,44 @@ def test_cross_domain_benchmark_writes_its_tables(tmp_path):
     assert "on printed symbols" in markdown and "Targets for" not in markdown
     with pytest.raises(SystemExit):  # no adaptation on printed symbols
         cross_domain.main(["--domain=printed", "--columns", "adapted"])
+
+
+def test_held_out_domains_scores_as_the_published_benchmarks(monkeypatch, tmp_path):
+    """benchmarks/held_out_domains.py embeds each domain once and scores the
+    episodes on the embeddings: the same accuracy, episode for episode, as
+    cross_domain.py's frozen column fitting on the images; then end to end
+    on a couple of episodes (digits standing in for every domain)."""
+    import cross_domain  # benchmarks/
+    import held_out_domains
+
+    monkeypatch.setitem(held_out_domains.DOMAINS, "digits", ("digits", (10, 15, 4)))
+    X, y = digits_read_28()
+    robust = load_pretrained("omniglot-conv4-robust")
+    ours = held_out_domains.domain_scores(robust, X, y, "digits")
+    for shot in (1, 5):
+        split = EpisodicSplit(10, shot, 15, n_episodes=4, random_state=shot)
+        episodes = [(i, s, q) for i, (s, q) in enumerate(split.split(X, y))]
+        rows = cross_domain.run_episodes(X, y, shot, episodes, {}, ("robust",))
+        published = 100 * np.mean([row["robust"] for row in rows])
+        assert ours[str(shot)]["mean"] == pytest.approx(published, abs=1e-9)
+        assert ours[str(shot)]["n"] == 4
+
+    small = (X[:400], y[:400])
+    monkeypatch.setattr(
+        held_out_domains,
+        "domain_images",
+        lambda: dict.fromkeys(held_out_domains.DOMAINS, small),
+    )
+    for domain, (title, _) in list(held_out_domains.DOMAINS.items()):
+        monkeypatch.setitem(held_out_domains.DOMAINS, domain, (title, (5, 3, 2)))
+    path = tmp_path / "mine.safetensors"
+    shipped = Path(pretrained.__file__).parent / "omniglot-conv4-robust.safetensors"
+    shutil.copy(shipped, path)
+    record = held_out_domains.main(["--encoder", str(path), f"--output-dir={tmp_path}"])
+    assert list(record["accuracy"]) == [*held_out_domains.SHIPPED, "mine.safetensors"]
+    markdown = (tmp_path / "held_out_domains.md").read_text()
+    assert "`mine.safetensors`" in markdown and "--encoder" in markdown
+    assert (
+        record["accuracy"]["mine.safetensors"]
+        == record["accuracy"]["omniglot-conv4-robust"]
+    )

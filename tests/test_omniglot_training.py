@@ -8,6 +8,7 @@ import omniglot  # noqa: E402  (the module, for its recipes)
 import pytest
 import torch
 from omniglot import (  # benchmarks/omniglot.py, the experiment
+    PAPER,
     PROFILES,
     ModelRecipe,
     TrainingProfile,
@@ -243,6 +244,39 @@ def test_robust_profile_saves_the_encoder_without_its_augmentation(
     assert record["profile"]["models"][0]["augment"] is True
 
 
+def test_one_encoder_profile_saves_its_members_joined_in_one_file(
+    monkeypatch, omniglot, tmp_path
+):
+    """The one-encoder profile trains its members one after the other (clean
+    and degraded characters, each from its own seed) and saves them side by side:
+    one file scoring every cell, naming its members and their factors, each
+    member's part of the embedding scaled to a root-mean-square norm of 1 on
+    training images."""
+    members = tuple(
+        replace(recipe, n_episodes=10, n_way=10, warmup_episodes=2)
+        for recipe in PROFILES["one-encoder"].models
+    )
+    profile = replace(PROFILES["one-encoder"], models=members, n_test_episodes=20)
+    _run_experiment(monkeypatch, profile, omniglot, tmp_path, tmp_path)
+    record = json.loads((tmp_path / "omniglot-one-encoder.json").read_text())
+    labels = ["1-shot", "1-shot augmented"]
+    assert list(record["models"]) == labels
+    for label in labels:
+        assert record["models"][label]["cells"] == list(PAPER)
+        assert record["models"][label]["episodes_trained"] == 10
+    encoder = load_encoder(tmp_path / "omniglot-conv4-one-encoder.safetensors")
+    info = encoder.estimator.pretrained_info_
+    assert info["members"] == labels
+    assert info["member_weights"] == record["member_weights"]
+    assert info["results"] == record["results"]
+    assert get_input_contract(encoder) == INPUT_CONTRACT
+    module = encoder.estimator.module_
+    assert type(module).__name__ == "Conv4" and module.groups == 2
+    parts = encoder.transform(omniglot["X_train"][:2000]).reshape(2000, 2, 64)
+    rms = np.sqrt(np.mean(np.sum(parts**2, axis=2), axis=0))
+    np.testing.assert_allclose(rms, 1.0, rtol=0.1)
+
+
 def test_ten_minutes_profile_trains_with_the_all_pairs_loss(
     monkeypatch, omniglot, tmp_path
 ):
@@ -303,5 +337,5 @@ def test_recipes_that_train_small_are_not_saved(tmp_path):
     recipe = replace(omniglot.FAST_RECIPE, resize_to=(20, 20))
     profile = omniglot.TrainingProfile("small", models=(recipe,))
     with pytest.raises(ValueError, match="train without resize_to"):
-        omniglot.save_weights({1: None}, {}, profile, {}, tmp_path)
+        omniglot.save_weights(profile, [None], {}, {}, tmp_path)
     assert not any(tmp_path.iterdir())
