@@ -255,7 +255,7 @@ PROFILES = {
     ),
     # One encoder for every symbol domain in at most 30 minutes on 2 cores:
     # members trained on clean and on degraded characters, joined side by
-    # side (benchmarks/cross_domain.py scores it on digits, printed symbols).
+    # side (benchmarks/held_out_domains.py scores it on the other domains).
     "one-encoder": TrainingProfile(
         "one-encoder",
         models=ONE_ENCODER_MEMBERS,
