@@ -372,13 +372,6 @@ def _schedule_words(model: dict) -> str:
     return f"learning rate {lr:g} halved every {model['halve_every']:,}"
 
 
-def _recipe_label(shot: str, model: dict) -> str:
-    """``ModelRecipe.label`` of a recorded recipe."""
-    if not model.get("augment"):
-        return shot
-    return f"{shot} augmented" + (" + conditions" if model.get("conditions") else "")
-
-
 def _omniglot_results(profile: str = "cpu") -> str:
     """A CPU reproduction's table and facts, or a note when not yet run."""
     text = _benchmark_tables(
@@ -391,12 +384,12 @@ def _omniglot_results(profile: str = "cpu") -> str:
         versions = facts.get("versions", {})
         lines = []
         joined = facts["profile"].get("joined", False)
-        for model in facts["profile"]["models"]:
+        # One entry of "models" per recipe, in the profile's order.
+        for model, (label, run) in zip(
+            facts["profile"]["models"], facts["models"].items(), strict=True
+        ):
             # Results written before the n_support -> n_shot rename say n_support.
             shot = f"{model.get('n_shot', model.get('n_support'))}-shot"
-            label = _recipe_label(shot, model)
-            # Results written before labels named the augmentation say the shot.
-            run = facts["models"].get(label) or facts["models"].get(shot, {})
             role = "member" if joined else "encoder"
             lines.append(
                 f"- {label} {role} (scores the {', '.join(run.get('cells', []))} "
@@ -591,6 +584,10 @@ _write_if_changed(
 )
 _write_if_changed(
     GENERATED / "omniglot_ten_minutes_results.rst", _omniglot_results("ten-minutes")
+)
+_write_if_changed(
+    GENERATED / "omniglot_ten_minutes_pair_results.rst",
+    _omniglot_results("ten-minutes-pair"),
 )
 _write_if_changed(
     GENERATED / "omniglot_one_encoder_results.rst", _omniglot_results("one-encoder")

@@ -244,6 +244,16 @@ def test_robust_profile_saves_the_encoder_without_its_augmentation(
     assert record["profile"]["models"][0]["augment"] is True
 
 
+def test_members_of_one_recipe_get_labels_of_their_own():
+    """Labels key the results: a recipe trained twice is numbered."""
+    twice = omniglot.PROFILES["ten-minutes-pair"].models
+    assert omniglot.member_labels(twice) == ["1-shot", "1-shot (2)"]
+    cpu = omniglot.PROFILES["cpu"].models
+    assert omniglot.member_labels(cpu) == ["1-shot", "5-shot"]
+    one = omniglot.PROFILES["one-encoder"].models
+    assert omniglot.member_labels(one) == ["1-shot", "1-shot augmented"]
+
+
 def test_one_encoder_profile_saves_its_members_joined_in_one_file(
     monkeypatch, omniglot, tmp_path
 ):
