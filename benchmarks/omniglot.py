@@ -1,6 +1,7 @@
 """The paper's Omniglot experiment (Snell et al. 2017, Table 1), end to end.
 
     python benchmarks/omniglot.py --profile ten-minutes  # 10 min of training, 2 cores
+    python benchmarks/omniglot.py --profile ten-minutes-pair  # two encoders, joined
     python benchmarks/omniglot.py --profile fast     # < 20 min on 2 CPU cores
     python benchmarks/omniglot.py --profile cpu      # ~45 min on 2 CPU cores
     python benchmarks/omniglot.py --profile paper --device cuda
@@ -736,7 +737,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         choices=list(PROFILES),
         default="cpu",
-        help="training budget: ten-minutes (10 min of training, 2 cores), "
+        help="training budget: ten-minutes (10 min of training, 2 cores; "
+        "ten-minutes-pair: two encoders at once, joined), "
         "fast (< 20 min, 2 cores), cpu (~45 min, 2 cores), "
         "paper (GPU), smoke (minutes); robust: an encoder for other domains, "
         "symbols: and for photographs; one-encoder: members for every "
