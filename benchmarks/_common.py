@@ -158,6 +158,15 @@ def peak_resident_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def frozen_embeddings(encoder, X: np.ndarray) -> np.ndarray:
+    """``encoder``'s embeddings of ``X``, as a frozen classifier's
+    ``transform`` computes them (the two rows it is fitted on only make it
+    fitted: in evaluation mode an embedding depends on its image alone)."""
+    from sklearn_protonet import PrototypicalClassifier
+
+    return PrototypicalClassifier(encoder).fit(X[:2], [0, 1]).transform(X)
+
+
 def digits_read_28() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits read by ``ImageReader(size=28)`` as a user's
     images would be: ``(n, 1, 28, 28)`` in [0, 1], and the labels."""

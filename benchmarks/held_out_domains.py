@@ -35,6 +35,7 @@ from _common import (
     cell,
     digits_read_28,
     environment,
+    frozen_embeddings,
     interval,
     markdown_table,
     publish,
@@ -77,12 +78,7 @@ def domain_scores(encoder, images, y, domain: str) -> dict[str, dict]:
     """Per shot, the interval of the frozen encoder's episode accuracies."""
     if domain == "photographed":
         images = ImageReader.from_encoder(encoder).fit_transform(images)
-    first_two = np.flatnonzero(y != y[0])[:1].tolist() + [0]
-    embedded = (
-        PrototypicalClassifier(encoder)
-        .fit(images[first_two], y[first_two])
-        .transform(images)
-    )
+    embedded = frozen_embeddings(encoder, images)
     n_way, n_query, n_episodes = DOMAINS[domain][1]
     return {
         str(shot): interval(

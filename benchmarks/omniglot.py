@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import environment, markdown_table, write_results
+from _common import environment, frozen_embeddings, markdown_table, write_results
 from joblib import Parallel, delayed
 from skorch.callbacks import Callback, ProgressBar
 from torch import nn
@@ -550,7 +550,7 @@ def join_side_by_side(
     rows = X[rng.choice(len(X), size=min(N_SCALE_IMAGES, len(X)), replace=False)]
     weights = []
     for member in members:
-        embedded = PrototypicalClassifier(member).fit(rows[:2], [0, 1]).transform(rows)
+        embedded = frozen_embeddings(member, rows)
         weights.append(float(1 / np.sqrt(np.mean(np.sum(embedded**2, axis=1)))))
     joined = Conv4.side_by_side(members, weights).eval().requires_grad_(False)
     joined.input_contract = INPUT_CONTRACT
@@ -571,8 +571,7 @@ def evaluate_omniglot(
     if not isinstance(encoders, dict):
         encoders = {0: encoders}
     embeddings = {
-        shot: PrototypicalClassifier(encoder).fit(X[:2], [0, 1]).transform(X)
-        for shot, encoder in encoders.items()
+        shot: frozen_embeddings(encoder, X) for shot, encoder in encoders.items()
     }
     results = {}
     for n_way, n_shot in CELLS:
