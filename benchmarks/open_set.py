@@ -29,6 +29,7 @@ import torch
 from _common import (
     RESULTS,
     environment,
+    frozen_embeddings,
     interval,
     machine_line,
     markdown_table,
@@ -46,8 +47,8 @@ TARGETS = {"auroc": 0.99, "known_accepted": 95.0, "unknown_rejected": 90.0}
 
 
 def embed(X: np.ndarray, shot: int) -> np.ndarray:
-    clf = PrototypicalClassifier(load_pretrained(f"omniglot-conv4-{shot}shot"))
-    return clf.fit(X[:2], [0, 1]).transform(X).astype(np.float64)
+    encoder = load_pretrained(f"omniglot-conv4-{shot}shot")
+    return frozen_embeddings(encoder, X).astype(np.float64)
 
 
 def episodes(y, shot: int, n_episodes: int, seed: int):

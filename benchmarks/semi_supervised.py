@@ -48,13 +48,13 @@ from _common import (
     RESULTS,
     digits_read_28,
     environment,
+    frozen_embeddings,
     interval,
     machine_line,
     markdown_table,
     publish,
 )
 
-from sklearn_protonet import PrototypicalClassifier
 from sklearn_protonet._support import as_prototypes, class_sums
 from sklearn_protonet.datasets import load_omniglot
 from sklearn_protonet.distances import pairwise_distances
@@ -117,8 +117,7 @@ def embed(encoder: str, X: np.ndarray) -> np.ndarray:
     """Every image's embedding (float64), or its pixels for "pixels"."""
     if encoder == "pixels":
         return X.reshape(len(X), -1).astype(np.float64)
-    clf = PrototypicalClassifier(load_pretrained(encoder))
-    return clf.fit(X[:2], [0, 1]).transform(X).astype(np.float64)
+    return frozen_embeddings(load_pretrained(encoder), X).astype(np.float64)
 
 
 def pool_counts(shape: str, n_way: int, per_class: int, rng) -> np.ndarray:

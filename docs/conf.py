@@ -382,7 +382,11 @@ def _omniglot_results(profile: str = "cpu") -> str:
         facts = json.loads(record.read_text(encoding="utf-8"))
         machine = facts.get("machine", {})
         versions = facts.get("versions", {})
-        lines = []
+        lines = [
+            f"- ``{name}`` member: the shipped encoder, taken as it is "
+            "(``load_pretrained``), not trained again"
+            for name in facts["profile"].get("starts_from", [])
+        ]
         joined = facts["profile"].get("joined", False)
         # One entry of "models" per recipe, in the profile's order.
         for model, (label, run) in zip(
@@ -403,10 +407,14 @@ def _omniglot_results(profile: str = "cpu") -> str:
             )
         if joined:
             weights = ", ".join(f"{w:.4f}" for w in facts["member_weights"])
+            scale = {
+                "norm": "inverse RMS embedding norm",
+                "within-class": "inverse RMS distance to the class mean",
+            }[facts["profile"].get("member_scaling", "norm")]
             lines.append(
                 "- Joined side by side into one encoder "
                 "(``Conv4.side_by_side``), member factors "
-                f"{weights} (inverse RMS embedding norm on training images)"
+                f"{weights} ({scale} on training images)"
             )
         lines += [
             f"- Wall clock: training {facts['train_seconds'] / 60:.1f} min "
@@ -475,6 +483,7 @@ def _profiles_table() -> str:
     out = [".. list-table::", "   :header-rows: 1", ""]
     out.append("   * - profile")
     out.extend(f"     - {label}" for _, label in fields)
+    out.append("     - joined with (shipped)")
     out.append("     - encoders at a time")
     out.append("     - test episodes / cell")
     for name, profile in omniglot.PROFILES.items():
@@ -493,6 +502,8 @@ def _profiles_table() -> str:
                 else:
                     shown = f"{value:,}"
                 out.append(f"     - {shown}")
+            shipped = ", ".join(f"``{name}``" for name in profile.starts_from)
+            out.append(f"     - {shipped or '--'}")
             out.append(f"     - {profile.n_jobs}")
             out.append(f"     - {profile.n_test_episodes:,}")
     return "\n".join(out) + "\n"
@@ -593,11 +604,16 @@ _write_if_changed(
     GENERATED / "omniglot_one_encoder_results.rst", _omniglot_results("one-encoder")
 )
 _write_if_changed(
+    GENERATED / "omniglot_one_encoder_scratch_results.rst",
+    _omniglot_results("one-encoder-scratch"),
+)
+_write_if_changed(
     GENERATED / "held_out_domains.rst",
     _benchmark_tables(
         "held_out_domains",
         "python benchmarks/held_out_domains.py --encoder "
-        "DIR/omniglot-conv4-one-encoder.safetensors",
+        "DIR/omniglot-conv4-one-encoder.safetensors "
+        "DIR/omniglot-conv4-one-encoder-scratch.safetensors",
     ),
 )
 _write_if_changed(

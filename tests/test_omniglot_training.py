@@ -251,17 +251,26 @@ def test_members_of_one_recipe_get_labels_of_their_own():
     cpu = omniglot.PROFILES["cpu"].models
     assert omniglot.member_labels(cpu) == ["1-shot", "5-shot"]
     one = omniglot.PROFILES["one-encoder"].models
-    assert omniglot.member_labels(one) == ["1-shot", "1-shot augmented"]
+    assert omniglot.member_labels(one) == ["1-shot augmented"]
 
 
-def test_one_encoder_profile_saves_its_members_joined_in_one_file(
+def test_joining_names_what_it_cannot_scale_by():
+    X = np.zeros((4, 1, 28, 28), dtype=np.float32)
+    with pytest.raises(ValueError, match="scaling='spread' is not one of"):
+        omniglot.join_side_by_side([Conv4()], X, 0, scaling="spread")
+    with pytest.raises(ValueError, match="needs the labels y"):
+        omniglot.join_side_by_side([Conv4()], X, 0, scaling="within-class")
+
+
+def test_one_encoder_profile_joins_the_shipped_encoder_with_its_member(
     monkeypatch, omniglot, tmp_path
 ):
-    """The one-encoder profile trains its members one after the other (clean
-    and degraded characters, each from its own seed) and saves them side by side:
+    """The one-encoder profile takes the paper's shipped encoder as it is,
+    trains its member on degraded characters and saves the two side by side:
     one file scoring every cell, naming its members and their factors, each
-    member's part of the embedding scaled to a root-mean-square norm of 1 on
-    training images."""
+    member's part of the embedding scaled to a root-mean-square distance of 1
+    to its class mean on training images, the first part the shipped
+    encoder's embedding."""
     members = tuple(
         replace(recipe, n_episodes=10, n_way=10, warmup_episodes=2)
         for recipe in PROFILES["one-encoder"].models
@@ -269,22 +278,28 @@ def test_one_encoder_profile_saves_its_members_joined_in_one_file(
     profile = replace(PROFILES["one-encoder"], models=members, n_test_episodes=20)
     _run_experiment(monkeypatch, profile, omniglot, tmp_path, tmp_path)
     record = json.loads((tmp_path / "omniglot-one-encoder.json").read_text())
-    labels = ["1-shot", "1-shot augmented"]
-    assert list(record["models"]) == labels
-    for label in labels:
-        assert record["models"][label]["cells"] == list(PAPER)
-        assert record["models"][label]["episodes_trained"] == 10
+    assert list(record["models"]) == ["1-shot augmented"]
+    assert record["models"]["1-shot augmented"]["cells"] == list(PAPER)
+    assert record["models"]["1-shot augmented"]["episodes_trained"] == 10
     encoder = load_encoder(tmp_path / "omniglot-conv4-one-encoder.safetensors")
     info = encoder.estimator.pretrained_info_
-    assert info["members"] == labels
+    assert info["members"] == ["omniglot-conv4-1shot", "1-shot augmented"]
     assert info["member_weights"] == record["member_weights"]
     assert info["results"] == record["results"]
     assert get_input_contract(encoder) == INPUT_CONTRACT
     module = encoder.estimator.module_
     assert type(module).__name__ == "Conv4" and module.groups == 2
-    parts = encoder.transform(omniglot["X_train"][:2000]).reshape(2000, 2, 64)
-    rms = np.sqrt(np.mean(np.sum(parts**2, axis=2), axis=0))
-    np.testing.assert_allclose(rms, 1.0, rtol=0.1)
+    assert info["member_scaling"] == "within-class"
+    X, y = omniglot["X_train"][:2000], omniglot["y_train"][:2000]
+    parts = encoder.transform(X).reshape(2000, 2, 64)
+    _, codes = np.unique(y, return_inverse=True)
+    means = np.stack([parts[codes == c].mean(0) for c in range(codes.max() + 1)])
+    spread = np.sqrt(np.mean(np.sum((parts - means[codes]) ** 2, axis=2), axis=0))
+    np.testing.assert_allclose(spread, 1.0, rtol=0.15)
+    paper = load_pretrained("omniglot-conv4-1shot").transform(X)
+    np.testing.assert_allclose(
+        parts[:, 0], record["member_weights"][0] * paper, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_ten_minutes_profile_trains_with_the_all_pairs_loss(
