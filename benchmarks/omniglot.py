@@ -8,7 +8,7 @@
     python benchmarks/omniglot.py --profile smoke    # minutes: learning happens
     python benchmarks/omniglot.py --profile robust   # an encoder for other domains
     python benchmarks/omniglot.py --profile symbols  # and for images as they come
-    python benchmarks/omniglot.py --profile one-encoder  # every domain, <= 30 min
+    python benchmarks/omniglot.py --profile one-encoder  # aims at all domains, 30 min
     python benchmarks/omniglot.py --profile one-encoder-scratch  # both members trained
 
 Meta-trains Conv4 on the Vinyals ``trainval`` classes with 60-way episodes
@@ -804,8 +804,8 @@ def build_parser() -> argparse.ArgumentParser:
         "fast (< 20 min, 2 cores), cpu (~45 min, 2 cores), "
         "paper (GPU), smoke (minutes); robust: an encoder for other domains, "
         "symbols: and for photographs; one-encoder: the paper's encoder "
-        "joined with one trained on degraded characters, for every domain "
-        "(<= 30 min, 2 cores); one-encoder-scratch: both trained",
+        "joined with one trained on degraded characters, aiming at every "
+        "symbol domain (<= 30 min, 2 cores); one-encoder-scratch: both trained",
     )
     parser.add_argument("--data-home", default=None, help="Omniglot data home")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
