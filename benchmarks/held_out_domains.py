@@ -12,13 +12,15 @@ Scores each encoder, frozen, on the episodes of the published benchmarks:
   (``ImageReader.from_encoder(encoder)``): ``real_conditions.py``'s 20-way
   episodes, 5 queries per class, 200 a shot.
 
-The encoders: the shipped ``omniglot-conv4-ensemble`` (the own-images
-default), ``omniglot-conv4-robust`` (whose digits accuracy is the target of
-an encoder for every symbol domain), and each ``--encoder`` file, such as
-the one ``python benchmarks/omniglot.py --profile one-encoder --save-weights
-DIR`` writes. Each embeds a domain's images once: in evaluation mode an
-image's embedding does not depend on its episode, so this is the protocol of
-those scripts' frozen rows, and gives their numbers.
+The encoders: the shipped ``omniglot-conv4-one-encoder`` (the own-images
+default, ``python benchmarks/omniglot.py --profile one-encoder``),
+``omniglot-conv4-ensemble``, ``omniglot-conv4-robust`` (whose digits
+accuracy is the target of an encoder for every symbol domain), and each
+``--encoder`` file, such as the one ``python benchmarks/omniglot.py
+--profile one-encoder --save-weights DIR`` writes. Each embeds a domain's
+images once: in evaluation mode an image's embedding does not depend on its
+episode, so this is the protocol of those scripts' frozen rows, and gives
+their numbers.
 
 Writes ``held_out_domains.json`` and ``.md`` into ``--output-dir``.
 """
@@ -51,7 +53,11 @@ from sklearn_protonet.persistence import load_encoder
 from sklearn_protonet.preprocessing import ImageReader
 from sklearn_protonet.pretrained import load_pretrained
 
-SHIPPED = ("omniglot-conv4-ensemble", "omniglot-conv4-robust")
+SHIPPED = (
+    "omniglot-conv4-one-encoder",
+    "omniglot-conv4-ensemble",
+    "omniglot-conv4-robust",
+)
 #: Each domain: its title, (n_way, n_query, episodes a shot), as published.
 DOMAINS = {
     "digits": ("digits (10-way)", (10, 15, 500)),

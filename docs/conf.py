@@ -361,13 +361,34 @@ def _precision_words(dtype: str | None) -> str:
     return dtype or "none"
 
 
+def _cpu_words(machine: dict) -> str:
+    """The CPU and what it computes bfloat16 with (what "auto" precision
+    and the speed of training depend on)."""
+    flags = set(machine.get("cpu_flags", []))
+    if "amx_bf16" in flags:
+        kind = "AMX bfloat16 tiles"
+    elif "avx512_bf16" in flags:
+        kind = "AVX-512 bfloat16, no AMX"
+    elif "avx2" in flags:
+        kind = "AVX2, no bfloat16 instructions"
+    else:
+        kind = "instruction set not recorded"
+    return f"{machine.get('cpu_model', machine.get('processor', '?'))} ({kind})"
+
+
 def _schedule_words(model: dict) -> str:
     """How a recipe's learning rate moves, in words."""
     lr = model.get("lr", 1e-3)
-    if model.get("schedule", "step") == "cosine":
+    schedule = model.get("schedule", "step")
+    if schedule in ("cosine", "cosine-budget"):
+        over = (
+            "over the episodes or the time limit, whichever ends first"
+            if schedule == "cosine-budget"
+            else "over the episodes"
+        )
         return (
             f"learning rate {lr:g} after {model.get('warmup_episodes', 0):,} "
-            "warm-up episodes, then cosine decay"
+            f"warm-up episodes, then cosine decay {over}"
         )
     return f"learning rate {lr:g} halved every {model['halve_every']:,}"
 
@@ -420,7 +441,7 @@ def _omniglot_results(profile: str = "cpu") -> str:
             f"- Wall clock: training {facts['train_seconds'] / 60:.1f} min "
             f"({_encoders_at_a_time(facts.get('profile', {}).get('n_jobs', 1))}); "
             f"evaluation {facts['eval_seconds']:.0f} s",
-            f"- Machine: {machine.get('cpu_model', machine.get('processor', '?'))}, "
+            f"- Machine: {_cpu_words(machine)}, "
             f"{machine.get('torch_threads', '?')} torch threads, device "
             f"``{facts.get('device', machine.get('device', '?'))}``",
             "- Versions: " + ", ".join(f"{name} {v}" for name, v in versions.items()),
@@ -611,9 +632,7 @@ _write_if_changed(
     GENERATED / "held_out_domains.rst",
     _benchmark_tables(
         "held_out_domains",
-        "python benchmarks/held_out_domains.py --encoder "
-        "DIR/omniglot-conv4-one-encoder.safetensors "
-        "DIR/omniglot-conv4-one-encoder-scratch.safetensors",
+        "python benchmarks/held_out_domains.py",
     ),
 )
 _write_if_changed(

@@ -169,9 +169,13 @@ default="sqeuclidean"
         Seeds the weight initialisation, the episodes, the dropout and
         shifts during training, and the classes a ``ClassSplit`` without
         ``random_state`` holds out, so a run on CPU is reproducible, on any
-        thread. A ``module`` passed as an instance keeps the weights it
-        was built with: pass the class (and ``module__*`` arguments), or seed
-        torch before building the instance.
+        thread, bit for bit on the same number of torch threads. On a busy
+        machine the library computes on the cores other processes leave
+        idle, and another thread count sums in another order: set
+        ``OMP_NUM_THREADS`` for bit-for-bit reruns there. A ``module``
+        passed as an instance keeps the weights it was built with: pass the
+        class (and ``module__*`` arguments), or seed torch before building
+        the instance.
     autocast_dtype : {None, "bfloat16", "float16"}, default=None
         Run the encoder's forward pass during meta-training under
         ``torch.autocast`` with this dtype (mixed precision); weights,

@@ -410,6 +410,35 @@ def test_cross_domain_benchmark_writes_its_tables(tmp_path):
     assert "on printed symbols" in markdown and "Targets for" not in markdown
     with pytest.raises(SystemExit):  # no adaptation on printed symbols
         cross_domain.main(["--domain=printed", "--columns", "adapted"])
+    # Recomputing a column keeps the others, each with its run's date.
+    first = printed["column_dates"]
+    assert set(first.values()) == {printed["date"]}
+    again = cross_domain.main(
+        [
+            "--domain=printed",
+            "--episodes=2",
+            "--shots",
+            "1",
+            "--columns",
+            "robust",
+            f"--output-dir={tmp_path}",
+        ]
+    )
+    assert again["accuracy"]["1"]["pixels"] == printed["accuracy"]["1"]["pixels"]
+    assert again["column_dates"] == {**first, "robust": again["date"]}
+
+
+def test_cross_domain_dates_columns_of_records_before_column_dates():
+    import cross_domain  # benchmarks/cross_domain.py
+
+    accuracy = {"1": dict.fromkeys(["pixels", "robust", "ensemble", "new"])}
+    older = {
+        "date": "D2",
+        "recomputed_columns": ["ensemble"],
+        "other_columns_from": "D1",
+    }
+    dates = cross_domain.column_dates(older, accuracy, ("new",), "D3")
+    assert dates == {"pixels": "D1", "robust": "D1", "ensemble": "D2", "new": "D3"}
 
 
 def test_held_out_domains_scores_as_the_published_benchmarks(monkeypatch, tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import omniglot  # noqa: E402  (the module, for its recipes)
@@ -112,6 +113,56 @@ def test_ensemble_is_the_shipped_members_side_by_side(omniglot):
         cross_val_score(PrototypicalClassifier(), encoder.transform(X), y, cv=cv)
     )
     assert 100 * (mean + half) >= documented["accuracy"], (mean, half, documented)
+
+
+def test_one_encoder_is_the_paper_encoder_beside_two_trained_members(omniglot):
+    """omniglot-conv4-one-encoder (the own-images default): the shipped
+    paper's encoder, scaled by its recorded factor, beside the two members the
+    one-encoder profile trains; Omniglot's input contract; its documented
+    accuracy, not significantly below on 200 episodes of two cells."""
+    encoder = load_pretrained("omniglot-conv4-one-encoder")
+    info = encoder.estimator.pretrained_info_
+    assert info["profile"] == "one-encoder"
+    assert info["members"] == [
+        "omniglot-conv4-1shot",
+        "1-shot augmented",
+        "1-shot augmented + conditions",
+    ]
+    assert encoder.estimator.module_.groups == 3
+    assert get_input_contract(encoder) == INPUT_CONTRACT
+    X, y = omniglot["X_test"], omniglot["y_test"]
+    embedded = encoder.transform(X)
+    paper = load_pretrained("omniglot-conv4-1shot").transform(X[:300])
+    np.testing.assert_allclose(
+        embedded[:300, :64], info["member_weights"][0] * paper, rtol=1e-4, atol=1e-5
+    )
+    for n_way, shot in ((20, 1), (5, 5)):
+        documented = info["results"][f"{n_way}-way {shot}-shot"]
+        cv = EpisodicSplit(n_way, shot, 15, n_episodes=200, random_state=123)
+        mean, half = mean_confidence_interval(
+            cross_val_score(PrototypicalClassifier(), embedded, y, cv=cv)
+        )
+        assert 100 * (mean + half) >= documented["accuracy"], (mean, half, documented)
+
+
+def test_one_encoder_beats_the_robust_encoder_on_digits():
+    """On digits no training image resembles, the own-images default scores
+    above omniglot-conv4-robust (the target of an encoder for every symbol
+    domain), frozen, on the same 10-way 1-shot episodes."""
+    from _common import digits_read_28  # benchmarks/_common.py
+
+    X, y = digits_read_28()
+    cv = EpisodicSplit(10, 1, 15, n_episodes=200, random_state=7)
+    scores = {
+        name: cross_val_score(
+            PrototypicalClassifier(), load_pretrained(name).transform(X), y, cv=cv
+        )
+        for name in ("omniglot-conv4-one-encoder", "omniglot-conv4-robust")
+    }
+    gain, half = mean_confidence_interval(
+        scores["omniglot-conv4-one-encoder"] - scores["omniglot-conv4-robust"]
+    )
+    assert gain - half > 0, (gain, half)
 
 
 def test_ensemble_script_rebuilds_the_shipped_file(omniglot, tmp_path):
@@ -251,7 +302,46 @@ def test_members_of_one_recipe_get_labels_of_their_own():
     cpu = omniglot.PROFILES["cpu"].models
     assert omniglot.member_labels(cpu) == ["1-shot", "5-shot"]
     one = omniglot.PROFILES["one-encoder"].models
-    assert omniglot.member_labels(one) == ["1-shot augmented"]
+    assert omniglot.member_labels(one) == [
+        "1-shot augmented",
+        "1-shot augmented + conditions",
+    ]
+
+
+def _budget_rates(monkeypatch, seconds_per_episode: float, n_steps: int):
+    """The rates CosineOverBudget(1,000 episodes, 2 of warm-up, 1 minute)
+    sets over ``n_steps`` episodes of a clock moving that fast."""
+    clock = [0.0]
+    monkeypatch.setattr(omniglot.time, "perf_counter", lambda: clock[0])
+    schedule = omniglot.CosineOverBudget(1000, 2, minutes=1, floor=0.01)
+    net = SimpleNamespace(lr=0.01, optimizer_=SimpleNamespace(param_groups=[{}]))
+    schedule.on_train_begin(net)
+    rates = []
+    for _ in range(n_steps):
+        schedule.on_batch_begin(net, training=True)
+        rates.append(net.optimizer_.param_groups[0]["lr"])
+        clock[0] += seconds_per_episode
+    return rates
+
+
+def test_budget_schedule_decays_over_whichever_budget_ends_first(monkeypatch):
+    """A slow machine (1 s an episode: the minute ends after 60 episodes)
+    and a fast one (the 1,000 episodes end first) both warm up, pass half
+    the rate half-way and end at the floor."""
+    slow = _budget_rates(monkeypatch, 1.0, 61)
+    assert slow[:2] == pytest.approx([0.005, 0.01])
+    assert slow[31] == pytest.approx(0.01 * (0.01 + 0.99 * 0.5))  # 29 of 58 s
+    assert slow[60] == pytest.approx(0.0001)
+    fast = _budget_rates(monkeypatch, 0.0, 1001)
+    assert fast[:2] == pytest.approx([0.005, 0.01])
+    assert fast[501] == pytest.approx(0.01 * (0.01 + 0.99 * 0.5))  # 499 of 998
+    assert fast[1000] == pytest.approx(0.0001)
+
+
+def test_budget_schedule_needs_a_time_limit():
+    recipe = replace(PROFILES["one-encoder"].models[0], max_minutes=None)
+    with pytest.raises(ValueError, match="give the recipe max_minutes"):
+        omniglot.lr_schedule(recipe)
 
 
 def test_joining_names_what_it_cannot_scale_by():
@@ -266,11 +356,12 @@ def test_one_encoder_profile_joins_the_shipped_encoder_with_its_member(
     monkeypatch, omniglot, tmp_path
 ):
     """The one-encoder profile takes the paper's shipped encoder as it is,
-    trains its member on degraded characters and saves the two side by side:
-    one file scoring every cell, naming its members and their factors, each
-    member's part of the embedding scaled to a root-mean-square distance of 1
-    to its class mean on training images, the first part the shipped
-    encoder's embedding."""
+    trains its members on degraded characters (one also in photographs'
+    conditions), side by side, and saves the three side by side: one file
+    scoring every cell, naming its members and their factors, each member's
+    part of the embedding scaled to a root-mean-square distance of 1 to its
+    class mean on training images, the first part the shipped encoder's
+    embedding."""
     members = tuple(
         replace(recipe, n_episodes=10, n_way=10, warmup_episodes=2)
         for recipe in PROFILES["one-encoder"].models
@@ -278,20 +369,23 @@ def test_one_encoder_profile_joins_the_shipped_encoder_with_its_member(
     profile = replace(PROFILES["one-encoder"], models=members, n_test_episodes=20)
     _run_experiment(monkeypatch, profile, omniglot, tmp_path, tmp_path)
     record = json.loads((tmp_path / "omniglot-one-encoder.json").read_text())
-    assert list(record["models"]) == ["1-shot augmented"]
-    assert record["models"]["1-shot augmented"]["cells"] == list(PAPER)
-    assert record["models"]["1-shot augmented"]["episodes_trained"] == 10
+    trained = ["1-shot augmented", "1-shot augmented + conditions"]
+    assert list(record["models"]) == trained
+    for label in trained:
+        assert record["models"][label]["cells"] == list(PAPER)
+        assert record["models"][label]["episodes_trained"] == 10
+    assert record["profile"]["models"][1]["conditions"] is True
     encoder = load_encoder(tmp_path / "omniglot-conv4-one-encoder.safetensors")
     info = encoder.estimator.pretrained_info_
-    assert info["members"] == ["omniglot-conv4-1shot", "1-shot augmented"]
+    assert info["members"] == ["omniglot-conv4-1shot", *trained]
     assert info["member_weights"] == record["member_weights"]
     assert info["results"] == record["results"]
     assert get_input_contract(encoder) == INPUT_CONTRACT
     module = encoder.estimator.module_
-    assert type(module).__name__ == "Conv4" and module.groups == 2
+    assert type(module).__name__ == "Conv4" and module.groups == 3
     assert info["member_scaling"] == "within-class"
     X, y = omniglot["X_train"][:2000], omniglot["y_train"][:2000]
-    parts = encoder.transform(X).reshape(2000, 2, 64)
+    parts = encoder.transform(X).reshape(2000, 3, 64)
     _, codes = np.unique(y, return_inverse=True)
     means = np.stack([parts[codes == c].mean(0) for c in range(codes.max() + 1)])
     spread = np.sqrt(np.mean(np.sum((parts - means[codes]) ** 2, axis=2), axis=0))

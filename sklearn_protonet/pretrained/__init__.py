@@ -40,9 +40,8 @@ def load_pretrained(name: str = "omniglot-conv4-1shot", device: str = "cpu"):
         classes with random rotations, thicker strokes and blur
         (:class:`~sklearn_protonet.modules.RandomResolution`): a little less
         accurate on Omniglot, much more on images unlike it (handwritten
-        digits: ``benchmarks/cross_domain.py``): the one to start from for
-        your own small grey images of strokes, symbols or shapes
-        (:ref:`own_data`). ``"omniglot-conv4-symbols"`` adds, in training,
+        digits: ``benchmarks/cross_domain.py``, :ref:`own_data`).
+        ``"omniglot-conv4-symbols"`` adds, in training,
         the conditions of photographed and scanned symbols (blur, grey and
         unevenly lit paper, faint ink, sensor noise:
         :class:`~sklearn_protonet.modules.RandomPaper`): far ahead of the
@@ -51,9 +50,15 @@ def load_pretrained(name: str = "omniglot-conv4-1shot", device: str = "cpu"):
         ``benchmarks/cross_domain.py``). ``"omniglot-conv4-ensemble"`` is
         the ``1shot``, ``robust`` and ``symbols`` encoders side by side in
         one grouped Conv4 (:meth:`~sklearn_protonet.modules.Conv4.side_by_side`,
-        ``benchmarks/ensemble.py``): at the paper's level on Omniglot and the
-        robust encoder's on digits, ahead of pixels on photographs: the one to
-        start from for your own symbol images, at three Conv4s' cost.
+        ``benchmarks/ensemble.py``). ``"omniglot-conv4-one-encoder"``, the
+        one to start from for your own symbol images, is made the same way
+        in 30 minutes of training on 2 CPU cores: the paper's 1-shot encoder
+        beside two Conv4s meta-trained at once on degraded characters, one
+        of them also in the conditions of photographs (``python
+        benchmarks/omniglot.py --profile one-encoder``): above the paper on
+        Omniglot in every cell, above the robust encoder and the ensemble on
+        digits, at or above them on printed symbols and photographs
+        (``benchmarks/held_out_domains.py``), at three Conv4s' cost.
     device : str, default="cpu"
 
     Returns
