@@ -41,6 +41,7 @@ from torch import nn
 
 from sklearn_protonet import EpisodicTrainer, PrototypicalClassifier, runtime
 from sklearn_protonet.callbacks import (
+    _warmup_cosine,
     cosine_lr_schedule,
     one_cycle_lr_schedule,
     paper_lr_schedule,
@@ -406,22 +407,16 @@ class CosineOverBudget(Callback):
     def on_batch_begin(self, net, training=False, **kwargs):
         if not training:
             return
-        if self.episode_ < self.warmup_episodes:
-            factor = (self.episode_ + 1) / self.warmup_episodes
-        else:
+        step = self.episode_
+        if step >= self.warmup_episodes:
             now = time.perf_counter()
             if self.warm_at_ is None:
                 self.warm_at_ = now
-            decay = max(1, self.n_episodes - self.warmup_episodes)
-            progress = min(
-                1.0,
-                max(
-                    (self.episode_ - self.warmup_episodes) / decay,
-                    (now - self.warm_at_) / max(1e-9, self.end_ - self.warm_at_),
-                ),
-            )
-            cosine = 0.5 * (1 + float(np.cos(np.pi * progress)))
-            factor = self.floor + (1 - self.floor) * cosine
+            # The time spent, as the episode of the decay it amounts to.
+            spent = (now - self.warm_at_) / max(1e-9, self.end_ - self.warm_at_)
+            decay = self.n_episodes - self.warmup_episodes
+            step = max(step, self.warmup_episodes + spent * decay)
+        factor = _warmup_cosine(step, self.n_episodes, self.warmup_episodes, self.floor)
         for group in net.optimizer_.param_groups:
             group["lr"] = net.lr * factor
         self.episode_ += 1
